@@ -1,0 +1,487 @@
+"""Typed configuration: conf/base.yaml merged with conf/env/<env>.yaml, partners/ and matching.yaml.
+
+Every YAML file is loaded into frozen dataclasses. An unknown key, a missing required key or a
+value of the wrong type stops the run with a `ConfigError` that names the file and the key path.
+Secrets never live in YAML: the HMAC key is read from the environment variable the config names,
+and paths can be overridden from the environment (`LAKEHOUSE_STORAGE_ROOT`, `LAKEHOUSE_CONF_DIR`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+import yaml
+
+T = TypeVar("T")
+
+ENV_CONF_DIR = "LAKEHOUSE_CONF_DIR"
+ENV_STORAGE_ROOT = "LAKEHOUSE_STORAGE_ROOT"
+
+IDENTITY_ROLES = (
+    "local_id",
+    "ssn",
+    "ssid",
+    "first_name",
+    "middle_name",
+    "last_name",
+    "birth_date",
+    "gender",
+    "race_ethnicity",
+    "address_line",
+    "city",
+    "zip",
+)
+"""Roles a feed column can play in `silver.person_records`."""
+
+COLUMN_TYPES = ("string", "int", "long", "double", "decimal", "date", "boolean")
+
+
+class ConfigError(ValueError):
+    """A configuration file is wrong; the message names the file and the key."""
+
+
+# --------------------------------------------------------------------------------------------------
+# base.yaml + env/<env>.yaml
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where everything lives. Relative paths are relative to `root`; `root` may be a URI."""
+
+    root: str
+    landing: str = "landing"
+    warehouse: str = "warehouse"
+    metastore: str = "metastore"
+    ground_truth: str = "synthetic/ground_truth"
+    checkpoints: str = "checkpoints"
+    mlflow: str = "mlflow"
+
+    def path(self, name: str) -> str:
+        """Absolute path or URI of one of the storage locations named above."""
+        value: str = getattr(self, name)
+        if "://" in value or value.startswith("/"):
+            return value
+        return f"{self.root.rstrip('/')}/{value}"
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """Spark catalog database of each layer."""
+
+    bronze: str = "bronze"
+    quarantine: str = "quarantine"
+    silver: str = "silver"
+    mpi: str = "mpi"
+    gold: str = "gold"
+    public: str = "public"
+    ops: str = "ops"
+
+    def all(self) -> dict[str, str]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    """Session settings; `conf` is passed to the builder verbatim after the defaults."""
+
+    app_name: str = "c2c-lakehouse"
+    master: str | None = "local[2]"
+    driver_memory: str = "4g"
+    shuffle_partitions: int = 8
+    enable_hive: bool = True
+    log_level: str = "WARN"
+    conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    """Secrets are never in YAML: only the names of the environment variables that hold them."""
+
+    hmac_key_env: str = "LAKEHOUSE_HMAC_KEY"
+    min_key_length: int = 16
+
+    def hmac_key(self) -> bytes:
+        """The HMAC key from the environment; refuses to run without one."""
+        value = os.environ.get(self.hmac_key_env)
+        if not value:
+            raise ConfigError(
+                f"environment variable {self.hmac_key_env} is not set: the HMAC key that tokenizes SSNs and "
+                f"student ids must come from the environment (export {self.hmac_key_env}=...)"
+            )
+        if len(value) < self.min_key_length:
+            raise ConfigError(f"{self.hmac_key_env} is shorter than {self.min_key_length} characters")
+        return value.encode("utf-8")
+
+
+@dataclass(frozen=True)
+class SynthSettings:
+    """Defaults of `lakehouse generate`; the command line overrides people and seed."""
+
+    people: int = 5000
+    seed: int = 42
+    first_birth_year: int = 1990
+    last_birth_year: int = 2004
+    first_wage_year: int = 2012
+    last_data_year: int = 2024
+    bad_row_rate: float = 0.0005
+    files_per_feed: int = 1
+
+
+@dataclass(frozen=True)
+class PublicSettings:
+    """Small-cell suppression of public tables."""
+
+    min_cell_size: int = 11
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one run needs except partners and matching, which load beside it."""
+
+    env: str
+    storage: StorageSettings
+    spark: SparkSettings = field(default_factory=SparkSettings)
+    databases: DatabaseSettings = field(default_factory=DatabaseSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    synth: SynthSettings = field(default_factory=SynthSettings)
+    public: PublicSettings = field(default_factory=PublicSettings)
+    partners: tuple[PartnerConfig, ...] = ()
+    matching: MatchingSettings | None = None
+
+    def table(self, layer: str, name: str) -> str:
+        """Qualified catalog name of table `name` in `layer` (bronze, silver, mpi, ...)."""
+        return f"{getattr(self.databases, layer)}.{name}"
+
+    def feeds(self) -> list[FeedConfig]:
+        """Every feed of every partner, in partner then feed order."""
+        return [feed for partner in self.partners for feed in partner.feeds]
+
+    def feed(self, partner: str, feed: str) -> FeedConfig:
+        for candidate in self.feeds():
+            if candidate.partner == partner and candidate.name == feed:
+                return candidate
+        raise KeyError(f"unknown feed {partner}/{feed}")
+
+
+# --------------------------------------------------------------------------------------------------
+# partners/<partner>.yaml
+
+
+@dataclass(frozen=True)
+class ColumnConfig:
+    """One column of a partner file. `identity` names its role in person_records, if any."""
+
+    name: str
+    type: Literal["string", "int", "long", "double", "decimal", "date", "boolean"] = "string"
+    required: bool = False
+    pii: bool = False
+    identity: str | None = None
+    format: str | None = None
+    width: int | None = None
+    precision: int = 12
+    scale: int = 2
+    allowed: tuple[str, ...] = ()
+    description: str = ""
+
+    def spark_type(self) -> str:
+        return f"decimal({self.precision},{self.scale})" if self.type == "decimal" else self.type
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    """One feed: a kind of file a partner delivers, its format, columns and keys."""
+
+    name: str
+    description: str
+    format: Literal["csv", "fixed_width", "jsonl"]
+    record_key: str
+    columns: tuple[ColumnConfig, ...]
+    natural_key: tuple[str, ...] = ()
+    delimiter: str = ","
+    encoding: str = "utf-8"
+    header: bool = True
+    file_extension: str = "csv"
+    domain: str = ""
+    partner: str = ""
+
+    @property
+    def key(self) -> str:
+        """`<partner>_<feed>`, the table name of this feed in bronze and silver."""
+        return f"{self.partner}_{self.name}"
+
+    def column(self, name: str) -> ColumnConfig:
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(f"feed {self.key} has no column {name}")
+
+    def identity_columns(self) -> dict[str, str]:
+        """Identity role -> column name."""
+        return {c.identity: c.name for c in self.columns if c.identity}
+
+    def pii_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.pii]
+
+
+@dataclass(frozen=True)
+class PartnerConfig:
+    name: str
+    title: str
+    feeds: tuple[FeedConfig, ...]
+
+
+# --------------------------------------------------------------------------------------------------
+# matching.yaml
+
+
+@dataclass(frozen=True)
+class DeterministicRule:
+    """Two records match when every column is equal and not null."""
+
+    name: str
+    columns: tuple[str, ...]
+    max_block_size: int = 50
+
+
+@dataclass(frozen=True)
+class MatchingSettings:
+    rules: tuple[DeterministicRule, ...]
+    max_iterations: int = 50
+    evaluate: bool = True
+
+
+# --------------------------------------------------------------------------------------------------
+# loading
+
+
+def conf_dir() -> Path:
+    """conf/ of the checkout, or $LAKEHOUSE_CONF_DIR."""
+    override = os.environ.get(ENV_CONF_DIR)
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parent.parent / "conf"
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML mapping; anything else is a `ConfigError` naming the file."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, not {type(data).__name__}")
+    return data
+
+
+def deep_merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """`overlay` on top of `base`; nested mappings merge, everything else replaces."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, source: str, key: str) -> Any:
+    """`value` checked against annotation `tp`; dataclasses recurse. Raises ConfigError."""
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _convert(value, option, source, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"{source}: key '{key}' must be {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        if value not in get_args(tp):
+            allowed = ", ".join(repr(a) for a in get_args(tp))
+            raise ConfigError(f"{source}: key '{key}' must be one of {allowed}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{source}: key '{key}' must be a list, got {type(value).__name__}")
+        (item_type, _ellipsis) = get_args(tp)
+        return tuple(_convert(v, item_type, source, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: key '{key}' must be a mapping, got {type(value).__name__}")
+        _k, item_type = get_args(tp)
+        return {str(k): _convert(v, item_type, source, f"{key}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: key '{key}' must be a mapping, got {type(value).__name__}")
+        return from_mapping(tp, value, source, key)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: key '{key}' must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{source}: key '{key}' must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{source}: key '{key}' must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ConfigError(f"{source}: key '{key}' must be a string, got {value!r}")
+        return str(value)
+    raise ConfigError(f"{source}: key '{key}' has unsupported type {_type_name(tp)}")
+
+
+def from_mapping(cls: type[T], data: Mapping[str, Any], source: str, prefix: str = "") -> T:
+    """Build dataclass `cls` from `data`, naming `source` and the key path on any error."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key in data:
+        if key not in fields:
+            path = f"{prefix}.{key}" if prefix else str(key)
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"{source}: unknown key '{path}' (known keys: {known})")
+    kwargs: dict[str, Any] = {}
+    for name, spec in fields.items():
+        path = f"{prefix}.{name}" if prefix else name
+        if name in data:
+            kwargs[name] = _convert(data[name], hints[name], source, path)
+        elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{source}: missing required key '{path}'")
+    return cls(**kwargs)
+
+
+_TOP_LEVEL = ("storage", "spark", "databases", "security", "synth", "public")
+
+
+def load_partner(path: Path) -> PartnerConfig:
+    """One partners/<partner>.yaml: `partner`, `title` and a mapping of feeds."""
+    data = read_yaml(path)
+    source = str(path)
+    for key in ("partner", "title", "feeds"):
+        if key not in data:
+            raise ConfigError(f"{source}: missing required key '{key}'")
+    unknown = set(data) - {"partner", "title", "feeds"}
+    if unknown:
+        raise ConfigError(f"{source}: unknown key '{sorted(unknown)[0]}' (known keys: feeds, partner, title)")
+    partner = _convert(data["partner"], str, source, "partner")
+    if path.stem != partner:
+        raise ConfigError(f"{source}: key 'partner' is {partner!r} but the file is named {path.name}")
+    feeds_data = data["feeds"]
+    if not isinstance(feeds_data, dict) or not feeds_data:
+        raise ConfigError(f"{source}: key 'feeds' must be a non-empty mapping of feed name to feed")
+    feeds = []
+    for feed_name, feed_data in feeds_data.items():
+        if not isinstance(feed_data, dict):
+            raise ConfigError(f"{source}: key 'feeds.{feed_name}' must be a mapping")
+        feed = from_mapping(FeedConfig, {**feed_data, "name": feed_name}, source, f"feeds.{feed_name}")
+        feed = dataclasses.replace(feed, partner=partner)
+        _check_feed(feed, source)
+        feeds.append(feed)
+    return PartnerConfig(name=partner, title=str(data["title"]), feeds=tuple(feeds))
+
+
+def _check_feed(feed: FeedConfig, source: str) -> None:
+    prefix = f"feeds.{feed.name}"
+    names = [c.name for c in feed.columns]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{source}: key '{prefix}.columns' names a column twice")
+    for key_column in (feed.record_key, *feed.natural_key):
+        if key_column not in names:
+            raise ConfigError(
+                f"{source}: key '{prefix}' names key column '{key_column}' that is not a column"
+            )
+    roles = [c.identity for c in feed.columns if c.identity]
+    for i, column in enumerate(feed.columns):
+        if column.identity and column.identity not in IDENTITY_ROLES:
+            raise ConfigError(
+                f"{source}: key '{prefix}.columns[{i}].identity' is {column.identity!r}; "
+                f"known roles: {', '.join(IDENTITY_ROLES)}"
+            )
+        if feed.format == "fixed_width" and not column.width:
+            raise ConfigError(
+                f"{source}: key '{prefix}.columns[{i}].width' is required for fixed_width feeds"
+            )
+        if column.type == "date" and not column.format:
+            raise ConfigError(f"{source}: key '{prefix}.columns[{i}].format' is required for date columns")
+    if len(set(roles)) != len(roles):
+        raise ConfigError(f"{source}: key '{prefix}.columns' gives one identity role to two columns")
+
+
+def load_matching(path: Path) -> MatchingSettings:
+    return from_mapping(MatchingSettings, read_yaml(path), str(path))
+
+
+def load_settings(env: str = "local", conf: Path | None = None) -> Settings:
+    """conf/base.yaml + conf/env/<env>.yaml + partners/*.yaml + matching.yaml, checked and frozen."""
+    root = conf or conf_dir()
+    base_path, env_path = root / "base.yaml", root / "env" / f"{env}.yaml"
+    if not env_path.is_file():
+        known = sorted(p.stem for p in (root / "env").glob("*.yaml"))
+        raise ConfigError(f"{env_path}: no such environment '{env}' (known: {', '.join(known)})")
+    base, overlay = read_yaml(base_path), read_yaml(env_path)
+    for data, path in ((base, base_path), (overlay, env_path)):
+        for key in data:
+            if key not in _TOP_LEVEL:
+                raise ConfigError(f"{path}: unknown key '{key}' (known keys: {', '.join(_TOP_LEVEL)})")
+        # Check each file on its own first so the error names the file that holds the bad key.
+        for key, value in data.items():
+            cls = typing.get_type_hints(Settings)[key]
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: key '{key}' must be a mapping, got {type(value).__name__}")
+            _check_partial(cls, value, str(path), key)
+    merged = deep_merge(base, overlay)
+    storage_root = os.environ.get(ENV_STORAGE_ROOT)
+    if storage_root:
+        merged = deep_merge(merged, {"storage": {"root": storage_root}})
+    elif "root" in merged.get("storage", {}):
+        merged["storage"]["root"] = _resolve_root(str(merged["storage"]["root"]), root.parent)
+    source = f"{base_path} + {env_path}"
+    settings = from_mapping(Settings, {"env": env, **merged}, source)
+    partners = tuple(load_partner(p) for p in sorted((root / "partners").glob("*.yaml")))
+    if not partners:
+        raise ConfigError(f"{root / 'partners'}: no partner YAML files")
+    matching = load_matching(root / "matching.yaml")
+    return dataclasses.replace(settings, partners=partners, matching=matching)
+
+
+def _check_partial(cls: type, data: Mapping[str, Any], source: str, prefix: str) -> None:
+    """Unknown keys and wrong types in a partial mapping (an overlay need not be complete)."""
+    hints = typing.get_type_hints(cls)
+    for key, value in data.items():
+        path = f"{prefix}.{key}"
+        if key not in hints:
+            raise ConfigError(f"{source}: unknown key '{path}' (known keys: {', '.join(sorted(hints))})")
+        tp = hints[key]
+        if isinstance(value, dict) and dataclasses.is_dataclass(tp):
+            _check_partial(tp, value, source, path)  # type: ignore[arg-type]
+        else:
+            _convert(value, tp, source, path)
+
+
+def _resolve_root(root: str, project_dir: Path) -> str:
+    """A relative local storage root is relative to the project folder, not the working folder."""
+    if "://" in root or root.startswith("/"):
+        return root
+    return str((project_dir / root).resolve())

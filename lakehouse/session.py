@@ -1,0 +1,104 @@
+"""The one place a SparkSession is built: Delta, the local jars, the catalog and local defaults.
+
+Called only from jobs/, the CLI and tests; library functions receive the session or DataFrames.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from lakehouse.config import ConfigError, Settings
+
+logger = logging.getLogger(__name__)
+
+ENV_JARS_DIR = "LAKEHOUSE_JARS_DIR"
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def jars_dir() -> Path:
+    """Folder of the JVM jars resolved by `make jars` (infra/jvm/pom.xml), or $LAKEHOUSE_JARS_DIR."""
+    override = os.environ.get(ENV_JARS_DIR)
+    return Path(override) if override else PROJECT_DIR / ".jars"
+
+
+def local_jars() -> list[str]:
+    """Absolute paths of the resolved jars; refuses to go on without Delta's."""
+    folder = jars_dir()
+    jars = sorted(str(p) for p in folder.glob("*.jar"))
+    if not any(Path(j).name.startswith("delta-spark") for j in jars):
+        raise ConfigError(
+            f"{folder}: Delta jars not found; run `make jars` (resolves infra/jvm/pom.xml with Maven) "
+            f"or point {ENV_JARS_DIR} at a folder that holds them"
+        )
+    return jars
+
+
+def session_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every Spark setting the builder applies, defaults first, then conf/ values, then `extra`."""
+    storage = settings.storage
+    metastore = storage.path("metastore")
+    conf: dict[str, str] = {
+        "spark.app.name": settings.spark.app_name,
+        "spark.jars": ",".join(local_jars()),
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.warehouse.dir": storage.path("warehouse"),
+        "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.adaptive.enabled": "true",
+        "spark.driver.memory": settings.spark.driver_memory,
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={metastore} -Duser.timezone=UTC",
+        "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.checkpoint.dir": storage.path("checkpoints"),
+    }
+    if settings.spark.enable_hive:
+        conf["spark.sql.catalogImplementation"] = "hive"
+        if "://" not in metastore:
+            conf["spark.hadoop.javax.jdo.option.ConnectionURL"] = (
+                f"jdbc:derby:;databaseName={metastore}/metastore_db;create=true"
+            )
+    if settings.spark.master:
+        conf["spark.master"] = settings.spark.master
+    conf.update(settings.spark.conf)
+    conf.update(extra or {})
+    return conf
+
+
+def build_session(settings: Settings, extra_conf: Mapping[str, str] | None = None) -> SparkSession:
+    """A SparkSession with Delta and the catalog configured, and every layer's database created."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    conf = session_conf(settings, extra_conf)
+    if "://" not in settings.storage.root:
+        for name in ("warehouse", "metastore", "checkpoints"):
+            Path(settings.storage.path(name)).mkdir(parents=True, exist_ok=True)
+    builder = SparkSession.builder
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    if settings.spark.enable_hive:
+        builder = builder.enableHiveSupport()
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(settings.spark.log_level)
+    spark.sparkContext.setCheckpointDir(conf["spark.checkpoint.dir"])
+    create_databases(spark, settings)
+    logger.info(
+        "spark %s session up: master %s, warehouse %s",
+        spark.version,
+        spark.sparkContext.master,
+        conf["spark.sql.warehouse.dir"],
+    )
+    return spark
+
+
+def create_databases(spark: SparkSession, settings: Settings) -> None:
+    """CREATE DATABASE IF NOT EXISTS for every layer, located under the warehouse folder."""
+    warehouse = settings.storage.path("warehouse").rstrip("/")
+    for database in settings.databases.all().values():
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS {database} LOCATION '{warehouse}/{database}.db'")

@@ -1,0 +1,79 @@
+"""Delta table I/O: every layer writes through these helpers so options and comments stay uniform."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+
+logger = logging.getLogger(__name__)
+
+
+def table_exists(spark: SparkSession, table: str) -> bool:
+    return bool(spark.catalog.tableExists(table))
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def write_table(
+    df: DataFrame,
+    table: str,
+    *,
+    mode: str = "overwrite",
+    partition_by: Sequence[str] = (),
+    comment: str | None = None,
+    column_comments: Mapping[str, str] | None = None,
+    properties: Mapping[str, str] | None = None,
+) -> None:
+    """Write `df` to Delta table `table` (catalog name) in one commit, then set its comments.
+
+    `mode="overwrite"` replaces data and schema atomically (readers see the old or the new version,
+    never a mix); `mode="append"` adds one commit.
+    """
+    if mode not in ("overwrite", "append"):
+        raise ValueError(f"mode must be 'overwrite' or 'append', got {mode!r}")
+    writer = df.write.format("delta").mode(mode)
+    if mode == "overwrite":
+        writer = writer.option("overwriteSchema", "true")
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    writer.saveAsTable(table)
+    spark = df.sparkSession
+    if comment is not None:
+        spark.sql(f"COMMENT ON TABLE {table} IS {_sql_string(comment)}")
+    for column, text in (column_comments or {}).items():
+        spark.sql(f"ALTER TABLE {table} ALTER COLUMN {column} COMMENT {_sql_string(text)}")
+    if properties:
+        props = ", ".join(f"{_sql_string(k)} = {_sql_string(v)}" for k, v in properties.items())
+        spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ({props})")
+    logger.info("wrote %s (%s)", table, mode)
+
+
+def merge_into(spark: SparkSession, updates: DataFrame, table: str, keys: Sequence[str]) -> None:
+    """Upsert `updates` into Delta `table` on `keys`: update matches, insert the rest."""
+    if not keys:
+        raise ValueError("merge_into needs at least one key column")
+    on = " AND ".join(f"t.{k} <=> s.{k}" for k in keys)
+    (
+        DeltaTable.forName(spark, table)
+        .alias("t")
+        .merge(updates.alias("s"), on)
+        .whenMatchedUpdateAll()
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+
+
+def table_location(spark: SparkSession, table: str) -> str:
+    """Storage location of a catalog table (where another Delta reader can open it)."""
+    row = spark.sql(f"DESCRIBE DETAIL {table}").select("location").first()
+    return str(row["location"]) if row else ""
+
+
+def table_comment(spark: SparkSession, table: str) -> str:
+    row = spark.sql(f"DESCRIBE DETAIL {table}").select("description").first()
+    return str(row["description"] or "") if row else ""
