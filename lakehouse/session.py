@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 ENV_JARS_DIR = "LAKEHOUSE_JARS_DIR"
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+LOG4J_CONF = PROJECT_DIR / "infra" / "log4j2.properties"
 
 
 def jars_dir() -> Path:
@@ -39,10 +40,18 @@ def local_jars() -> list[str]:
     return jars
 
 
+def under_spark_submit() -> bool:
+    """True when spark-submit started this Python driver: then its --master and memory flags rule."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
 def session_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """Every Spark setting the builder applies, defaults first, then conf/ values, then `extra`."""
     storage = settings.storage
     metastore = storage.path("metastore")
+    java_options = "-Duser.timezone=UTC"
+    if LOG4J_CONF.is_file():
+        java_options += f" -Dlog4j2.configurationFile=file:{LOG4J_CONF}"
     conf: dict[str, str] = {
         "spark.app.name": settings.spark.app_name,
         "spark.jars": ",".join(local_jars()),
@@ -54,8 +63,8 @@ def session_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> 
         "spark.sql.adaptive.enabled": "true",
         "spark.driver.memory": settings.spark.driver_memory,
         "spark.ui.showConsoleProgress": "false",
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={metastore} -Duser.timezone=UTC",
-        "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={metastore} {java_options}",
+        "spark.executor.extraJavaOptions": java_options,
         "spark.checkpoint.dir": storage.path("checkpoints"),
     }
     if settings.spark.enable_hive:
@@ -64,7 +73,7 @@ def session_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> 
             conf["spark.hadoop.javax.jdo.option.ConnectionURL"] = (
                 f"jdbc:derby:;databaseName={metastore}/metastore_db;create=true"
             )
-    if settings.spark.master:
+    if settings.spark.master and not under_spark_submit():
         conf["spark.master"] = settings.spark.master
     conf.update(settings.spark.conf)
     conf.update(extra or {})

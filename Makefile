@@ -1,0 +1,72 @@
+# The few commands a person types. `make run` and `make test` set everything up on a fresh clone
+# (Python 3.11, Java 17 and Maven are all they need) and skip what is already done.
+
+PYTHON      ?= python3.11
+VENV        := .venv
+BIN         := $(VENV)/bin
+JARS        := .jars
+STAMPS      := .make
+PEOPLE      ?= 3000
+SEED        ?= 42
+ENV         ?= local
+# The demo key is for synthetic data only; real runs export LAKEHOUSE_HMAC_KEY from a secret store.
+DEMO_KEY    := demo-key-for-synthetic-data-only
+
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
+export SPARK_LOCAL_IP := 127.0.0.1
+
+.PHONY: help setup venv jars run test lint format clean clean-data
+
+help:
+	@echo "make run    set up, generate $(PEOPLE) people, run the whole pipeline locally, print the tables"
+	@echo "make test   set up and run the test suite (ruff, mypy, unit, integration, end-to-end)"
+	@echo "make setup  create $(VENV), install the package, resolve the JVM jars into $(JARS)/"
+	@echo "make lint   ruff and mypy only;  make format  ruff format"
+	@echo "make clean-data  remove ./data (generated deliveries and tables);  make clean  everything built"
+
+setup: $(STAMPS)/venv $(STAMPS)/jars $(STAMPS)/spark-defaults
+
+venv: $(STAMPS)/venv
+$(STAMPS)/venv: pyproject.toml
+	@mkdir -p $(STAMPS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $@
+
+jars: $(STAMPS)/jars
+$(STAMPS)/jars: infra/jvm/pom.xml
+	@mkdir -p $(STAMPS) $(JARS)
+	rm -f $(JARS)/*.jar
+	mvn --batch-mode --quiet -f infra/jvm/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(JARS)
+	@ls $(JARS)/*.jar
+	@touch $@
+
+$(STAMPS)/spark-defaults: $(STAMPS)/venv $(STAMPS)/jars infra/spark/install-defaults.sh
+	infra/spark/install-defaults.sh $(BIN)/python $(JARS)
+	@touch $@
+
+run: setup
+	@if [ -z "$$LAKEHOUSE_HMAC_KEY" ]; then \
+	  echo "NOTE: LAKEHOUSE_HMAC_KEY is not set; using the built-in DEMO key, fit for synthetic data only."; \
+	fi
+	LAKEHOUSE_HMAC_KEY="$${LAKEHOUSE_HMAC_KEY:-$(DEMO_KEY)}" $(BIN)/lakehouse demo --people $(PEOPLE) --seed $(SEED) --env $(ENV)
+
+test: setup
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check lakehouse jobs tests
+	$(BIN)/ruff format --check lakehouse jobs tests
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff format lakehouse jobs tests
+	$(BIN)/ruff check --fix lakehouse jobs tests
+
+clean-data:
+	rm -rf data
+
+clean: clean-data
+	rm -rf $(VENV) $(JARS) $(STAMPS) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,200 @@
+"""`lakehouse`: the command line of the lakehouse (and the body of every jobs/<stage>.py).
+
+Exit codes scripts can rely on: 0 done, 1 a stage failed (the message says which and why),
+2 bad usage or configuration (the message names the flag, file or key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+
+from lakehouse.config import ConfigError, Settings, load_settings
+from lakehouse.pipeline import STAGES, PipelineError, parse_stages, run_pipeline
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--env",
+        default="local",
+        help="environment overlay conf/env/<env>.yaml (default: local, Spark in local mode, tables in ./data)",
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default: INFO"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lakehouse",
+        description=(
+            "Cradle-to-career lakehouse: partner deliveries -> bronze -> silver -> entity resolution (mpi) -> "
+            "gold -> public Delta tables, on Spark."
+        ),
+        epilog="Every command takes --env (conf/env/<env>.yaml). Exit codes: 0 ok, 1 stage failed, 2 usage/config.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    gen = sub.add_parser(
+        "generate",
+        help="write synthetic deliveries for all nine partners into landing, plus ground truth",
+        description=(
+            "Generate synthetic partner deliveries (one per feed, all nine partners) into the landing folder, "
+            "with manifests, and a ground-truth file outside landing that the pipeline only uses to evaluate "
+            "linkage. Deterministic for a seed."
+        ),
+    )
+    gen.add_argument("--people", type=int, help="number of true people (default: synth.people in conf)")
+    gen.add_argument("--seed", type=int, help="random seed (default: synth.seed in conf)")
+    _common(gen)
+
+    run = sub.add_parser(
+        "run",
+        help="run the pipeline (all stages, or --stages)",
+        description=f"Run pipeline stages in order: {', '.join(STAGES)}. Each stage can be re-run on its own.",
+    )
+    run.add_argument("--stages", default="all", help=f"comma-separated subset of: {','.join(STAGES)} (default: all)")
+    _common(run)
+
+    demo = sub.add_parser(
+        "demo",
+        help="generate a sample, run the whole pipeline and print what the tables hold (what `make run` does)",
+        description="generate + run + status in one go, on the embedded local environment by default.",
+    )
+    demo.add_argument("--people", type=int, help="number of true people (default: synth.people in conf)")
+    demo.add_argument("--seed", type=int, help="random seed (default: synth.seed in conf)")
+    _common(demo)
+
+    status = sub.add_parser(
+        "status",
+        help="every table with its rows, version and location; the last pipeline runs",
+        description="Show every table of every layer with its row count, Delta version and location.",
+    )
+    _common(status)
+
+    sql = sub.add_parser("sql", help="run one Spark SQL statement and print its result", description="Run SQL.")
+    sql.add_argument("statement", help='e.g. "SELECT * FROM gold.dim_person LIMIT 10"')
+    sql.add_argument("--limit", type=int, default=50, help="rows to print (default: 50)")
+    _common(sql)
+    return parser
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    for noisy in ("py4j", "urllib3", "botocore", "alembic", "mlflow"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _generate(settings: Settings, people: int | None, seed: int | None) -> None:
+    from lakehouse.session import build_session
+    from lakehouse.synth import generate
+
+    spark = build_session(settings)
+    n, s = people or settings.synth.people, settings.synth.seed if seed is None else seed
+    if n <= 0:
+        raise ValueError(f"--people must be positive, got {n}")
+    start = time.perf_counter()
+    result = generate(spark, settings, people=n, seed=s)
+    rows = sum(f.rows for f in result.feeds)
+    logger.info(
+        "generated delivery %s: %d people, %d feeds, %d rows in %.1f s; landing %s; ground truth %s",
+        result.delivery_id,
+        n,
+        len(result.feeds),
+        rows,
+        time.perf_counter() - start,
+        settings.storage.path("landing"),
+        result.ground_truth,
+    )
+
+
+def _run(settings: Settings, stages: Sequence[str]) -> None:
+    from lakehouse.session import build_session
+
+    spark = build_session(settings)
+    result = run_pipeline(spark, settings, stages)
+    for stage in result.stages:
+        logger.info("%-7s %7.1f s", stage.stage, stage.seconds)
+    logger.info("pipeline run %s finished in %.1f s", result.run_id, result.seconds)
+
+
+def _status(settings: Settings) -> None:
+    from lakehouse.session import build_session
+    from lakehouse.summary import render
+
+    spark = build_session(settings)
+    print(render(spark, settings))
+
+
+def _sql(settings: Settings, statement: str, limit: int) -> None:
+    from lakehouse.session import build_session
+
+    spark = build_session(settings)
+    spark.sql(statement).show(limit, truncate=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        settings = load_settings(env=args.env)
+        if args.command == "generate":
+            _generate(settings, args.people, args.seed)
+        elif args.command == "run":
+            _run(settings, parse_stages(args.stages))
+        elif args.command == "demo":
+            _generate(settings, args.people, args.seed)
+            _run(settings, STAGES)
+            _status(settings)
+        elif args.command == "status":
+            _status(settings)
+        elif args.command == "sql":
+            _sql(settings, args.statement, args.limit)
+    except (ConfigError, ValueError) as exc:
+        print(f"lakehouse {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except PipelineError as exc:
+        print(f"lakehouse {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def job_main(stages: Sequence[str] | None, argv: Sequence[str] | None = None) -> int:
+    """Body of jobs/<stage>.py: `--env` and, for the pipeline job, `--stages`; runs under spark-submit."""
+    parser = argparse.ArgumentParser(description=f"Run pipeline stage(s) {', '.join(stages or STAGES)}.")
+    _common(parser)
+    if stages is None:
+        parser.add_argument("--stages", default="all", help=f"comma-separated subset of {','.join(STAGES)}")
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        settings = load_settings(env=args.env)
+        _run(settings, list(stages) if stages is not None else parse_stages(args.stages))
+    except (ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def generate_job_main(argv: Sequence[str] | None = None) -> int:
+    """Body of jobs/generate.py."""
+    return main(["generate", *(argv if argv is not None else sys.argv[1:])])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

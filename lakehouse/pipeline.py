@@ -1,0 +1,211 @@
+"""The whole pipeline as named stages: bronze, silver, link, gold, public.
+
+Each stage reads what the one before it wrote and writes its own tables, so any stage can be re-run
+on its own (`lakehouse run --stages gold,public`). Every stage run is logged with its rows and time
+and recorded in `ops.pipeline_runs`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pyspark.sql import SparkSession
+from pyspark.sql import types as T
+
+from lakehouse.config import Settings
+
+logger = logging.getLogger(__name__)
+
+STAGES: tuple[str, ...] = ("bronze", "silver", "link", "gold", "public")
+
+
+class PipelineError(RuntimeError):
+    """A stage could not do its work; the message says which stage and why."""
+
+
+@dataclass(frozen=True)
+class StageResult:
+    stage: str
+    seconds: float
+    figures: dict[str, Any]
+    status: str = "succeeded"
+
+
+@dataclass
+class PipelineResult:
+    run_id: str
+    stages: list[StageResult] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.stages)
+
+
+def new_run_id() -> str:
+    """Sortable, unique run id: UTC time plus a short random suffix."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def _bronze(spark: SparkSession, settings: Settings, run_id: str) -> dict[str, Any]:
+    from lakehouse.bronze import ingest_landing
+
+    results = ingest_landing(spark, settings)
+    rejected = [r for r in results if r.status == "rejected"]
+    for r in rejected:
+        logger.error("delivery %s/%s/%s rejected: %s", r.partner, r.feed, r.delivery_id, r.reason)
+    figures = {
+        "deliveries_ingested": sum(r.status == "ingested" for r in results),
+        "deliveries_skipped": sum(r.status == "skipped" for r in results),
+        "deliveries_rejected": len(rejected),
+        "rows_in_files": sum(r.rows_in_files for r in results if r.status == "ingested"),
+        "rows_bronze": sum(r.rows_bronze for r in results if r.status == "ingested"),
+        "rows_quarantined": sum(r.rows_quarantined for r in results if r.status == "ingested"),
+    }
+    if rejected:
+        names = ", ".join(f"{r.partner}/{r.feed}/{r.delivery_id}" for r in rejected)
+        raise PipelineError(f"bronze: {len(rejected)} delivery(ies) rejected ({names}); see ops.deliveries")
+    return figures
+
+
+def _silver(spark: SparkSession, settings: Settings, run_id: str) -> dict[str, Any]:
+    from lakehouse.silver import build_silver
+
+    result = build_silver(spark, settings)
+    return {
+        "rows": dict(result.rows),
+        "rows_quarantined": dict(result.rows_quarantined),
+    }
+
+
+def _link(spark: SparkSession, settings: Settings, run_id: str) -> dict[str, Any]:
+    from lakehouse.er import evaluate, link
+
+    result = link(spark, settings, run_id)
+    figures: dict[str, Any] = {
+        "records": result.n_records,
+        "pairs": result.n_pairs,
+        "persons": result.n_persons,
+        "capped_blocks": result.n_capped_blocks,
+        "iterations": result.iterations,
+        "largest_cluster": result.largest_cluster,
+    }
+    if settings.matching is not None and settings.matching.evaluate:
+        metrics = evaluate(spark, settings, run_id)
+        if metrics is not None:
+            figures.update(precision=metrics.precision, recall=metrics.recall, f1=metrics.f1)
+    return figures
+
+
+def _gold(spark: SparkSession, settings: Settings, run_id: str) -> dict[str, Any]:
+    from lakehouse.gold import build_gold
+
+    return {"rows": build_gold(spark, settings)}
+
+
+def _public(spark: SparkSession, settings: Settings, run_id: str) -> dict[str, Any]:
+    from lakehouse.public import build_public
+
+    return {"rows": build_public(spark, settings)}
+
+
+STAGE_FUNCTIONS: dict[str, Callable[[SparkSession, Settings, str], dict[str, Any]]] = {
+    "bronze": _bronze,
+    "silver": _silver,
+    "link": _link,
+    "gold": _gold,
+    "public": _public,
+}
+
+
+def parse_stages(text: str | None) -> list[str]:
+    """'silver,link' -> ['silver', 'link'] in pipeline order; None or 'all' -> every stage."""
+    if not text or text == "all":
+        return list(STAGES)
+    wanted = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown stage(s) {', '.join(unknown)}; stages are {', '.join(STAGES)}")
+    return [s for s in STAGES if s in wanted]
+
+
+_RUNS_SCHEMA = T.StructType(
+    [
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("stage", T.StringType(), False),
+        T.StructField("status", T.StringType(), False),
+        T.StructField("started_at", T.TimestampType(), False),
+        T.StructField("seconds", T.DoubleType(), False),
+        T.StructField("figures", T.StringType(), True),
+        T.StructField("error", T.StringType(), True),
+    ]
+)
+
+
+def record_stage(
+    spark: SparkSession,
+    settings: Settings,
+    *,
+    run_id: str,
+    stage: str,
+    status: str,
+    started_at: datetime,
+    seconds: float,
+    figures: dict[str, Any] | None,
+    error: str | None = None,
+) -> None:
+    """Append one row to ops.pipeline_runs (one row per stage per run)."""
+    row = (run_id, stage, status, started_at, seconds, json.dumps(figures, default=str), error)
+    df = spark.createDataFrame([row], _RUNS_SCHEMA)
+    df.write.format("delta").mode("append").saveAsTable(settings.table("ops", "pipeline_runs"))
+
+
+def run_pipeline(
+    spark: SparkSession,
+    settings: Settings,
+    stages: Sequence[str] = STAGES,
+    run_id: str | None = None,
+) -> PipelineResult:
+    """Run `stages` in order; stop at the first failure (recorded, then re-raised)."""
+    result = PipelineResult(run_id=run_id or new_run_id())
+    logger.info("pipeline run %s: stages %s", result.run_id, ", ".join(stages))
+    for stage in stages:
+        started_at, start = datetime.now(UTC), time.perf_counter()
+        logger.info("stage %s: started", stage)
+        try:
+            figures = STAGE_FUNCTIONS[stage](spark, settings, result.run_id)
+        except Exception as exc:
+            seconds = time.perf_counter() - start
+            record_stage(
+                spark,
+                settings,
+                run_id=result.run_id,
+                stage=stage,
+                status="failed",
+                started_at=started_at,
+                seconds=seconds,
+                figures=None,
+                error=str(exc),
+            )
+            logger.error("stage %s: failed after %.1f s: %s", stage, seconds, exc)
+            raise
+        seconds = time.perf_counter() - start
+        record_stage(
+            spark,
+            settings,
+            run_id=result.run_id,
+            stage=stage,
+            status="succeeded",
+            started_at=started_at,
+            seconds=seconds,
+            figures=figures,
+        )
+        logger.info("stage %s: done in %.1f s: %s", stage, seconds, json.dumps(figures, default=str))
+        result.stages.append(StageResult(stage=stage, seconds=seconds, figures=figures))
+    return result

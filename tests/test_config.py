@@ -1,0 +1,115 @@
+"""Config loading: shipped conf is valid; bad files stop the run naming the file and the key."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lakehouse.config import ConfigError, Settings, load_settings
+
+CONF = Path(__file__).resolve().parent.parent / "conf"
+
+
+@pytest.fixture()
+def conf_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "conf"
+    shutil.copytree(CONF, target)
+    return target
+
+
+def test_shipped_conf_loads_every_partner_and_feed() -> None:
+    settings = load_settings("local", CONF)
+    assert isinstance(settings, Settings)
+    assert {p.name for p in settings.partners} == {
+        "cde", "cccco", "csu", "ucop", "csac", "ctc", "dhcs", "dss", "edd",
+    }  # fmt: skip
+    assert len(settings.feeds()) >= 15
+    formats = {f.format for f in settings.feeds()}
+    assert {"csv", "jsonl", "fixed_width"} <= formats
+    assert settings.table("silver", "person_records") == "silver.person_records"
+    assert settings.feed("cde", "k12_enrollment").key == "cde_k12_enrollment"
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings("local", CONF)
+    with pytest.raises(AttributeError):
+        settings.env = "other"  # type: ignore[misc]
+
+
+def test_storage_root_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAKEHOUSE_STORAGE_ROOT", "s3a://bucket/prefix")
+    settings = load_settings("local", CONF)
+    assert settings.storage.path("landing") == "s3a://bucket/prefix/landing"
+
+
+def test_relative_root_is_relative_to_project(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LAKEHOUSE_STORAGE_ROOT", raising=False)
+    settings = load_settings("local", CONF)
+    assert settings.storage.root == str((CONF.parent / "data").resolve())
+
+
+def test_unknown_key_names_file_and_key(conf_copy: Path) -> None:
+    (conf_copy / "env" / "local.yaml").write_text("spark:\n  mastr: local[2]\n")
+    with pytest.raises(ConfigError, match=r"env/local\.yaml: unknown key 'spark\.mastr'"):
+        load_settings("local", conf_copy)
+
+
+def test_wrong_type_names_file_and_key(conf_copy: Path) -> None:
+    text = (conf_copy / "base.yaml").read_text().replace("shuffle_partitions: 8", "shuffle_partitions: eight")
+    (conf_copy / "base.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=r"base\.yaml: key 'spark\.shuffle_partitions' must be an integer"):
+        load_settings("local", conf_copy)
+
+
+def test_missing_required_key_names_file_and_key(conf_copy: Path) -> None:
+    text = (conf_copy / "partners" / "ctc.yaml").read_text().replace("    record_key: credential_id\n", "")
+    (conf_copy / "partners" / "ctc.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=r"ctc\.yaml: missing required key 'feeds\.credentials\.record_key'"):
+        load_settings("local", conf_copy)
+
+
+def test_unknown_environment_lists_known(conf_copy: Path) -> None:
+    with pytest.raises(ConfigError, match=r"no such environment 'prod' \(known: local"):
+        load_settings("prod", conf_copy)
+
+
+def test_bad_identity_role_is_rejected(conf_copy: Path) -> None:
+    path = conf_copy / "partners" / "ctc.yaml"
+    path.write_text(path.read_text().replace("identity: middle_name", "identity: middle"))
+    with pytest.raises(ConfigError, match=r"ctc\.yaml: key 'feeds\.credentials\.columns\[3\]\.identity'"):
+        load_settings("local", conf_copy)
+
+
+def test_fixed_width_needs_widths(conf_copy: Path) -> None:
+    path = conf_copy / "partners" / "edd.yaml"
+    path.write_text(path.read_text().replace("{name: naics, width: 6,", "{name: naics,"))
+    with pytest.raises(ConfigError, match=r"edd\.yaml: key 'feeds\.ui_wages\.columns\[5\]\.width' is required"):
+        load_settings("local", conf_copy)
+
+
+def test_literal_values_are_checked(conf_copy: Path) -> None:
+    path = conf_copy / "partners" / "ucop.yaml"
+    path.write_text(path.read_text().replace("format: jsonl", "format: xml", 1))
+    with pytest.raises(ConfigError, match=r"ucop\.yaml: key 'feeds\.uc_enrollment\.format' must be one of"):
+        load_settings("local", conf_copy)
+
+
+def test_hmac_key_must_come_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings("local", CONF)
+    monkeypatch.delenv("LAKEHOUSE_HMAC_KEY", raising=False)
+    with pytest.raises(ConfigError, match="LAKEHOUSE_HMAC_KEY is not set"):
+        settings.security.hmac_key()
+    monkeypatch.setenv("LAKEHOUSE_HMAC_KEY", "short")
+    with pytest.raises(ConfigError, match="shorter than 16"):
+        settings.security.hmac_key()
+    monkeypatch.setenv("LAKEHOUSE_HMAC_KEY", "a-long-enough-test-key")
+    assert settings.security.hmac_key() == b"a-long-enough-test-key"
+
+
+def test_no_secret_in_any_config_file() -> None:
+    for path in CONF.rglob("*.yaml"):
+        text = path.read_text().lower()
+        for word in ("password", "secret_key", "aws_secret", "hmac_key:"):
+            assert word not in text, f"{path} mentions {word}"
