@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from lakehouse.config import Settings, SparkSettings, StorageSettings, load_settings
+from lakehouse.config import DatabaseSettings, Settings, load_settings
 from lakehouse.session import build_session
 
 TEST_HMAC_KEY = "test-only-hmac-key-not-a-secret"
@@ -31,11 +31,24 @@ def settings(storage_root: Path) -> Settings:
     return dataclasses.replace(base, storage=storage, spark=spark)
 
 
+def isolated(settings: Settings, name: str) -> Settings:
+    """`settings` with its own databases (<name>_bronze, ...) and its own landing and ground-truth folders.
+
+    Tests share one Spark session and so one catalog; a test module that writes tables works in its own
+    databases so that no other module's tables leak into what it reads.
+    """
+    databases = DatabaseSettings(**{layer: f"{name}_{db}" for layer, db in settings.databases.all().items()})
+    storage = dataclasses.replace(
+        settings.storage,
+        landing=f"{name}/landing",
+        ground_truth=f"{name}/ground_truth",
+    )
+    return dataclasses.replace(settings, databases=databases, storage=storage)
+
+
 @pytest.fixture(scope="session")
 def spark(settings: Settings) -> Iterator[SparkSession]:
     session = build_session(settings)
     yield session
     session.stop()
 
-
-__all__ = ["SparkSettings", "StorageSettings"]
