@@ -132,6 +132,16 @@ class SynthSettings:
     last_data_year: int = 2024
     bad_row_rate: float = 0.0005
     files_per_feed: int = 1
+    first_data_year: int = 2003
+    rows_per_file: int = 1_500_000
+    twin_rate: float = 0.015
+    no_ssn_rate: float = 0.08
+    shared_ssn_rate: float = 0.002
+    placeholder_ssn_rate: float = 0.003
+    ssn_typo_rate: float = 0.005
+    name_typo_rate: float = 0.02
+    name_swap_rate: float = 0.005
+    dob_swap_rate: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -409,9 +419,7 @@ def _check_feed(feed: FeedConfig, source: str) -> None:
         raise ConfigError(f"{source}: key '{prefix}.columns' names a column twice")
     for key_column in (feed.record_key, *feed.natural_key):
         if key_column not in names:
-            raise ConfigError(
-                f"{source}: key '{prefix}' names key column '{key_column}' that is not a column"
-            )
+            raise ConfigError(f"{source}: key '{prefix}' names key column '{key_column}' that is not a column")
     roles = [c.identity for c in feed.columns if c.identity]
     for i, column in enumerate(feed.columns):
         if column.identity and column.identity not in IDENTITY_ROLES:
@@ -420,9 +428,7 @@ def _check_feed(feed: FeedConfig, source: str) -> None:
                 f"known roles: {', '.join(IDENTITY_ROLES)}"
             )
         if feed.format == "fixed_width" and not column.width:
-            raise ConfigError(
-                f"{source}: key '{prefix}.columns[{i}].width' is required for fixed_width feeds"
-            )
+            raise ConfigError(f"{source}: key '{prefix}.columns[{i}].width' is required for fixed_width feeds")
         if column.type == "date" and not column.format:
             raise ConfigError(f"{source}: key '{prefix}.columns[{i}].format' is required for date columns")
     if len(set(roles)) != len(roles):

@@ -1,0 +1,193 @@
+"""Physical lines of delivery files with their true line numbers, and their split into feed columns.
+
+Line numbers without reading files into the driver: Spark's text source reads each file in splits
+(byte ranges); a split's lines come out in file order, and `_metadata.file_block_start` says which split
+a line came from. So the line number of a line is (lines in the earlier splits of its file) + (its
+position in its split). `split_summaries` counts the lines of every split (a tiny result: one row per
+split, collected), and `with_line_numbers` adds the position in the split (a window partitioned by
+split, ordered by the read order) plus the split's offset. It is the same two-pass idea as RDD
+`zipWithIndex`, on DataFrames, without sending the lines through Python workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame, Row, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lakehouse.config import FeedConfig
+
+REPLACEMENT_CHARACTER = "\ufffd"
+"""What Spark's UTF-8 decoder puts in place of bytes that are not UTF-8."""
+CORRUPT_RECORD = "_corrupt_record"
+RESERVED_COLUMNS = ("raw", "rule", "detail", "delivery_id", "source_file", "line_number", "ingested_at", "record_id")
+"""Names bronze and silver add next to the feed's columns; a feed column may not use them."""
+
+
+@dataclass(frozen=True)
+class FileLines:
+    """How many physical lines a file has, and its first line (the header of a CSV)."""
+
+    name: str
+    lines: int
+    first_line: str | None
+
+
+def read_lines(spark: SparkSession, paths: Sequence[str]) -> DataFrame:
+    """One row per physical ("\\n"-terminated) line of `paths`: raw, source_file, split_start, read_order.
+
+    `read_order` (monotonically_increasing_id) grows with the read order inside a Spark partition, so
+    within one split it follows the file order.
+    """
+    return (
+        spark.read.option("lineSep", "\n")
+        .text(list(paths))
+        .select(
+            F.col("value").alias("raw"),
+            F.col("_metadata.file_name").alias("source_file"),
+            F.col("_metadata.file_block_start").alias("split_start"),
+            F.monotonically_increasing_id().alias("read_order"),
+        )
+    )
+
+
+def split_summaries(lines: DataFrame) -> DataFrame:
+    """One row per file split: source_file, split_start, n_lines, first_line (of the split)."""
+    return lines.groupBy("source_file", "split_start").agg(
+        F.count(F.lit(1)).alias("n_lines"),
+        F.min_by("raw", "read_order").alias("first_line"),
+    )
+
+
+def split_offsets(splits: Sequence[Row]) -> tuple[list[tuple[str, int, int]], dict[str, FileLines]]:
+    """(source_file, split_start, lines before the split) per split, and the line count of each file."""
+    offsets: list[tuple[str, int, int]] = []
+    files: dict[str, FileLines] = {}
+    for split in sorted(splits, key=lambda s: (s["source_file"], s["split_start"])):
+        name = split["source_file"]
+        before = files[name].lines if name in files else 0
+        offsets.append((name, int(split["split_start"]), before))
+        first = files[name].first_line if name in files else split["first_line"]
+        files[name] = FileLines(name=name, lines=before + int(split["n_lines"]), first_line=first)
+    return offsets, files
+
+
+OFFSETS_SCHEMA = "source_file string, split_start long, lines_before long"
+
+
+def with_line_numbers(lines: DataFrame, offsets: DataFrame) -> DataFrame:
+    """Add line_number (1-based physical line in source_file); drop split_start and read_order.
+
+    `offsets` is the small table of `split_offsets` (broadcast).
+    """
+    in_split = Window.partitionBy("source_file", "split_start").orderBy("read_order")
+    return (
+        lines.withColumn("position", F.row_number().over(in_split))
+        .join(F.broadcast(offsets), on=["source_file", "split_start"], how="inner")
+        .withColumn("line_number", (F.col("lines_before") + F.col("position")).cast("long"))
+        .drop("split_start", "read_order", "position", "lines_before")
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# splitting lines into fields
+
+
+@dataclass(frozen=True)
+class _Problem:
+    rule: str
+    when: Column
+    detail: Column
+
+
+def _csv_options(feed: FeedConfig) -> dict[str, str]:
+    """RFC-4180: fields separated by the feed's delimiter, quoted with ", a quote doubled inside quotes."""
+    return {
+        "sep": feed.delimiter,
+        "quote": '"',
+        "escape": '"',
+        "mode": "PERMISSIVE",
+        "columnNameOfCorruptRecord": CORRUPT_RECORD,
+        "ignoreLeadingWhiteSpace": "false",
+        "ignoreTrailingWhiteSpace": "false",
+    }
+
+
+def _string_schema(names: Sequence[str]) -> T.StructType:
+    return T.StructType([T.StructField(name, T.StringType()) for name in names])
+
+
+def _with_csv(lines: DataFrame, feed: FeedConfig) -> tuple[DataFrame, dict[str, Column], list[_Problem]]:
+    names = [c.name for c in feed.columns]
+    ddl = ", ".join(f"`{n}` STRING" for n in [*names, CORRUPT_RECORD])
+    parsed = lines.withColumn("_fields", F.from_csv(F.col("_body"), ddl, _csv_options(feed)))
+    detail = F.lit(f"the line does not split into {len(names)} fields separated by {feed.delimiter!r}")
+    problems = [_Problem("column_count", F.col(f"_fields.{CORRUPT_RECORD}").isNotNull(), detail)]
+    return parsed, {n: F.col("_fields")[n] for n in names}, problems
+
+
+def _with_json(lines: DataFrame, feed: FeedConfig) -> tuple[DataFrame, dict[str, Column], list[_Problem]]:
+    names = [c.name for c in feed.columns]
+    parsed = lines.withColumn("_keys", F.json_object_keys("_body")).withColumn(
+        "_fields", F.from_json(F.col("_body"), _string_schema(names), {"mode": "PERMISSIVE"})
+    )
+    body = F.trim(F.col("_body"))
+    unexpected = F.array_except(F.col("_keys"), F.array(*[F.lit(n) for n in names]))
+    problems = [
+        _Problem(
+            "json",
+            F.col("_keys").isNull() | ~(body.startswith("{") & body.endswith("}")),
+            F.lit("the line is not one valid JSON object"),
+        ),
+        _Problem(
+            "json_keys",
+            F.size(unexpected) > 0,
+            F.concat(F.lit("unexpected key(s) "), F.array_join(unexpected, ", ")),
+        ),
+    ]
+    return parsed, {n: F.col("_fields")[n] for n in names}, problems
+
+
+def _with_fixed_width(lines: DataFrame, feed: FeedConfig) -> tuple[DataFrame, dict[str, Column], list[_Problem]]:
+    total = sum(c.width or 0 for c in feed.columns)
+    fields: dict[str, Column] = {}
+    position = 1
+    for column in feed.columns:
+        width = column.width or 0
+        fields[column.name] = F.trim(F.substring(F.col("_body"), position, width))
+        position += width
+    length = F.length(F.col("_body"))
+    detail = F.format_string(f"the line has %d characters, expected {total}", length)
+    return lines, fields, [_Problem("line_length", length != F.lit(total), detail)]
+
+
+PARSERS = {"csv": _with_csv, "jsonl": _with_json, "fixed_width": _with_fixed_width}
+
+
+def with_parsed_fields(lines: DataFrame, feed: FeedConfig) -> DataFrame:
+    """Add every feed column (string, empty -> null) and `rule`, `detail` (null when the line parsed).
+
+    Input: one row per data line with `raw`. Rules, first match wins: encoding (bytes that are not
+    UTF-8), blank_line, then the format's own: column_count (CSV), json / json_keys (JSON Lines),
+    line_length (fixed width). A trailing carriage return is ignored, so CRLF files parse too.
+    """
+    clashes = sorted({c.name for c in feed.columns} & set(RESERVED_COLUMNS))
+    if clashes:
+        raise ValueError(f"feed {feed.key}: column name(s) {', '.join(clashes)} are reserved for lineage")
+    body = lines.withColumn("_body", F.regexp_replace(F.col("raw"), "\r$", ""))
+    parsed, fields, format_problems = PARSERS[feed.format](body, feed)
+    problems = [
+        _Problem("encoding", F.col("raw").contains(REPLACEMENT_CHARACTER), F.lit("the line is not valid UTF-8")),
+        _Problem("blank_line", F.col("_body") == F.lit(""), F.lit("the line is empty")),
+        *format_problems,
+    ]
+    rule = F.when(problems[0].when, F.lit(problems[0].rule))
+    detail = F.when(problems[0].when, problems[0].detail)
+    for problem in problems[1:]:
+        rule = rule.when(problem.when, F.lit(problem.rule))
+        detail = detail.when(problem.when, problem.detail)
+    values = {name: F.nullif(value, F.lit("")) for name, value in fields.items()}
+    return parsed.withColumns({**values, "rule": rule, "detail": detail}).drop("_body", "_fields", "_keys")

@@ -1,0 +1,180 @@
+"""Blocking: candidate record pairs from equi-join rules, with oversized blocks capped and reported.
+
+A blocking rule names columns of `silver.person_records`; two records form a candidate pair under the rule
+when every one of those columns is equal and not null. Rules run in order and each pair is labelled with the
+first rule that produced it: rule k's join carries the negation of rules 1..k-1, so a later rule never
+re-emits a pair (the Splink way; no distinct over the pairs is needed).
+
+Before a rule joins, its blocks (the records sharing one key) are counted; a block with more records than the
+rule's `max_block_size` is left out of that rule and reported by the SHA-256 of its key, never the raw key.
+One placeholder or heavily shared value then cannot explode the join or chain hundreds of people together.
+A pair inside a capped block of an earlier rule can still come from a later rule.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from lakehouse.config import DeterministicRule
+
+logger = logging.getLogger(__name__)
+
+KEY_SEPARATOR = "\u001f"
+"""Joins the columns of a block key before hashing (the ASCII unit separator: not in standardized values)."""
+
+PAIR_COLUMNS = ("record_id_l", "record_id_r", "rule")
+CAPPED_COLUMNS = ("rule", "block_key_hash", "block_size")
+
+
+@dataclass(frozen=True)
+class Blocking:
+    """Lazy results of blocking: `pairs` (record_id_l, record_id_r, rule) and `capped` (one row per capped block)."""
+
+    pairs: DataFrame
+    capped: DataFrame
+
+
+def all_of(conditions: Sequence[Column]) -> Column:
+    """Conjunction of `conditions` (at least one)."""
+    if not conditions:
+        raise ValueError("all_of needs at least one condition")
+    result = conditions[0]
+    for condition in conditions[1:]:
+        result = result & condition
+    return result
+
+
+def has_block_key(columns: Sequence[str]) -> Column:
+    """True when every column of a block key is not null (a null never blocks)."""
+    return all_of([F.col(c).isNotNull() for c in columns])
+
+
+def block_key_hash(columns: Sequence[str]) -> Column:
+    """SHA-256 hex of a block key: the columns cast to string, joined by the unit separator. Null in, null out."""
+    return F.when(
+        has_block_key(columns),
+        F.sha2(F.concat_ws(KEY_SEPARATOR, *[F.col(c).cast("string") for c in columns]), 256),
+    )
+
+
+def rule_flag(index: int) -> str:
+    """Name of the column that says a record takes part in rule number `index` (0-based)."""
+    return f"is_blocked_by_rule_{index}"
+
+
+def check_rules(records: DataFrame, rules: Sequence[DeterministicRule]) -> None:
+    """Raise ValueError when a rule is malformed or names a column `records` does not have."""
+    names = [rule.name for rule in rules]
+    if len(set(names)) != len(names):
+        raise ValueError(f"blocking rule names must be unique, got {names}")
+    available = set(records.columns)
+    if "record_id" not in available:
+        raise ValueError("blocking needs a record_id column")
+    for rule in rules:
+        if not rule.columns:
+            raise ValueError(f"blocking rule {rule.name!r} has no columns")
+        if rule.max_block_size < 2:
+            raise ValueError(
+                f"blocking rule {rule.name!r}: max_block_size must be at least 2, got {rule.max_block_size}"
+            )
+        missing = [c for c in rule.columns if c not in available]
+        if missing:
+            raise ValueError(f"blocking rule {rule.name!r} names columns the records lack: {', '.join(missing)}")
+
+
+def oversized_blocks(records: DataFrame, rule: DeterministicRule) -> DataFrame:
+    """One row per block of `rule` holding more than rule.max_block_size records: the rule's columns, block_size."""
+    return (
+        records.where(has_block_key(rule.columns))
+        .groupBy(*rule.columns)
+        .agg(F.count(F.lit(1)).alias("block_size"))
+        .where(F.col("block_size") > F.lit(rule.max_block_size))
+    )
+
+
+def capped_blocks(oversized: DataFrame, rule: DeterministicRule) -> DataFrame:
+    """One row per capped block of `rule`: rule, block_key_hash, block_size (the raw key is dropped here)."""
+    return oversized.select(
+        F.lit(rule.name).alias("rule"),
+        block_key_hash(rule.columns).alias("block_key_hash"),
+        F.col("block_size").cast("long").alias("block_size"),
+    )
+
+
+def with_rule_flags(
+    records: DataFrame, rules: Sequence[DeterministicRule], oversized: Sequence[DataFrame]
+) -> DataFrame:
+    """Add is_blocked_by_rule_<i> per rule: the record's key of rule i is complete and its block is not capped.
+
+    `oversized[i]` holds the capped blocks of `rules[i]` (see `oversized_blocks`); it is small, and the left
+    joins that mark capped records match on the key hash, with a record of its own for a record whose key is
+    incomplete, so the many records without a key (no SSN, say) do not all meet in one partition.
+    """
+    flagged = records
+    for index, (rule, big) in enumerate(zip(rules, oversized, strict=True)):
+        marker = f"capped_key_hash_{index}"
+        marks = capped_blocks(big, rule).select(F.col("block_key_hash").alias(marker))
+        own_key = F.coalesce(block_key_hash(rule.columns), F.concat(F.lit("no key|"), F.col("record_id")))
+        flagged = (
+            flagged.join(marks, on=own_key == F.col(marker), how="left")
+            .withColumn(rule_flag(index), has_block_key(rule.columns) & F.col(marker).isNull())
+            .drop(marker)
+        )
+    return flagged
+
+
+def rule_pairs(flagged: DataFrame, rules: Sequence[DeterministicRule], index: int) -> DataFrame:
+    """One row per pair first produced by rules[index]: record_id_l < record_id_r, rule.
+
+    `flagged` carries the rule flags of `with_rule_flags`. A pair that an earlier rule already produced (same
+    complete key there, block not capped) is excluded inside the join condition.
+    """
+    rule = rules[index]
+    keyed = flagged.where(F.col(rule_flag(index)))
+    left, right = keyed.alias("l"), keyed.alias("r")
+    on = [F.col(f"l.{c}") == F.col(f"r.{c}") for c in rule.columns]
+    on.append(F.col("l.record_id") < F.col("r.record_id"))
+    for earlier_index, earlier in enumerate(rules[:index]):
+        # The left record's flag is enough: equal keys put both records in the same block.
+        produced = all_of(
+            [F.col(f"l.{rule_flag(earlier_index)}")]
+            + [F.col(f"l.{c}").eqNullSafe(F.col(f"r.{c}")) for c in earlier.columns]
+        )
+        on.append(~produced)
+    return left.join(right, on=all_of(on), how="inner").select(
+        F.col("l.record_id").alias("record_id_l"),
+        F.col("r.record_id").alias("record_id_r"),
+        F.lit(rule.name).alias("rule"),
+    )
+
+
+def block(records: DataFrame, rules: Sequence[DeterministicRule]) -> Blocking:
+    """Candidate pairs of `records` (one row per record, `record_id` unique) under `rules`, in rule order.
+
+    Returns lazy DataFrames: `pairs` (record_id_l, record_id_r, rule; each unordered pair once, labelled with
+    the first rule that produced it) and `capped` (rule, block_key_hash, block_size; one row per block left out).
+    """
+    check_rules(records, rules)
+    if not rules:
+        spark = records.sparkSession
+        empty_pairs = spark.createDataFrame([], "record_id_l string, record_id_r string, rule string")
+        empty_capped = spark.createDataFrame([], "rule string, block_key_hash string, block_size long")
+        return Blocking(pairs=empty_pairs, capped=empty_capped)
+    key_columns = list(dict.fromkeys(c for rule in rules for c in rule.columns))
+    slim = records.select("record_id", *key_columns)
+    oversized = [oversized_blocks(slim, rule) for rule in rules]
+    capped_parts = [capped_blocks(big, rule) for big, rule in zip(oversized, rules, strict=True)]
+    flagged = with_rule_flags(slim, rules, oversized)
+    pairs = rule_pairs(flagged, rules, 0)
+    for index in range(1, len(rules)):
+        pairs = pairs.unionByName(rule_pairs(flagged, rules, index))
+    capped = capped_parts[0]
+    for part in capped_parts[1:]:
+        capped = capped.unionByName(part)
+    logger.info("blocking with %d rules: %s", len(rules), ", ".join(r.name for r in rules))
+    return Blocking(pairs=pairs, capped=capped)

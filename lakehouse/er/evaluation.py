@@ -1,0 +1,239 @@
+"""Evaluation of a linkage run against the generator's ground truth: pairwise and cluster-level figures.
+
+Ground truth maps (partner, feed, record_key) to the true person_key. Each silver feed table carries the feed's
+record_key column and the record_id of its person record, so every record gets the true person most of its
+rows belong to. Pair counts come from group-by aggregations (a group of n records holds n(n-1)/2 pairs) over
+predicted persons, true persons and their intersections; no pair is ever enumerated.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import astuple, dataclass
+from datetime import UTC, datetime
+
+from pyspark.errors import AnalysisException
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse.config import Settings
+from lakehouse.er.schema import METRIC_COMMENTS, with_column_comments
+from lakehouse.tables import table_exists, write_table
+
+logger = logging.getLogger(__name__)
+
+BASELINE_MODEL = "deterministic-baseline"
+GROUND_TRUTH_SCHEMA = "partner string, feed string, record_key string, person_key string"
+METRICS_SCHEMA = (
+    "run_id string, model string, n_records long, n_persons long, n_pairs_predicted long, n_pairs_true long, "
+    "n_pairs_true_positive long, precision double, recall double, f1 double, evaluated_at timestamp, "
+    "n_true_persons long, n_true_persons_split long, n_persons_merged long"
+)
+
+
+@dataclass(frozen=True)
+class LinkageMetrics:
+    """One row of mpi.linkage_metrics: the figures of one linkage run against ground truth.
+
+    Pairwise precision, recall and F1 are None when their denominator is zero. The last three fields are the
+    cluster-level view: true persons, true persons split over several predicted persons (missed links), and
+    predicted persons holding records of several true persons (false links).
+    """
+
+    run_id: str
+    model: str
+    n_records: int
+    n_persons: int
+    n_pairs_predicted: int
+    n_pairs_true: int
+    n_pairs_true_positive: int
+    precision: float | None
+    recall: float | None
+    f1: float | None
+    evaluated_at: datetime
+    n_true_persons: int
+    n_true_persons_split: int
+    n_persons_merged: int
+
+
+def n_pairs(n: Column) -> Column:
+    """Number of unordered pairs in a group of `n` records: n(n-1)/2, exact in long arithmetic."""
+    size = n.cast("long")
+    return F.shiftright(size * (size - F.lit(1)), 1)
+
+
+def feed_records(spark: SparkSession, settings: Settings) -> DataFrame | None:
+    """One row per silver feed row: partner, feed, record_key (string), record_id; None when no feed table exists.
+
+    Feeds whose silver table does not exist (never delivered) are skipped.
+    """
+    parts: list[DataFrame] = []
+    for feed in settings.feeds():
+        table = settings.table("silver", feed.key)
+        if not table_exists(spark, table):
+            logger.info("evaluation: %s does not exist, feed skipped", table)
+            continue
+        parts.append(
+            spark.read.table(table).select(
+                F.lit(feed.partner).alias("partner"),
+                F.lit(feed.name).alias("feed"),
+                F.col(feed.record_key).cast("string").alias("record_key"),
+                "record_id",
+            )
+        )
+    if not parts:
+        return None
+    result = parts[0]
+    for part in parts[1:]:
+        result = result.unionByName(part)
+    return result
+
+
+def record_truth(feed_rows: DataFrame, truth: DataFrame) -> DataFrame:
+    """One row per record_id with a known true person: record_id, person_key.
+
+    The record's person_key is the one most of its feed rows belong to (ties: the smallest key). `feed_rows` is
+    partner, feed, record_key, record_id; `truth` is partner, feed, record_key, person_key.
+    """
+    labelled = feed_rows.where(F.col("record_id").isNotNull()).join(
+        truth.where(F.col("person_key").isNotNull()), on=["partner", "feed", "record_key"], how="inner"
+    )
+    votes = labelled.groupBy("record_id", "person_key").agg(F.count(F.lit(1)).alias("n_rows"))
+    best = F.min(F.struct((-F.col("n_rows")).alias("minus_n_rows"), F.col("person_key").alias("person_key")))
+    return votes.groupBy("record_id").agg(best.getField("person_key").alias("person_key"))
+
+
+def pair_counts(assignments: DataFrame) -> DataFrame:
+    """One row: n_records, n_persons, n_pairs_predicted, n_persons_merged, n_true_persons, n_pairs_true,
+    n_true_persons_split, n_pairs_true_positive.
+
+    `assignments` has one row per evaluated record: record_id, person_id (predicted), person_key (true).
+    """
+    cells = assignments.groupBy("person_id", "person_key").agg(F.count(F.lit(1)).alias("n"))
+    predicted = (
+        cells.groupBy("person_id")
+        .agg(F.sum("n").alias("n"), F.count(F.lit(1)).alias("n_true_persons_in"))
+        .agg(
+            F.coalesce(F.sum("n"), F.lit(0)).cast("long").alias("n_records"),
+            F.count(F.lit(1)).alias("n_persons"),
+            F.coalesce(F.sum(n_pairs(F.col("n"))), F.lit(0)).cast("long").alias("n_pairs_predicted"),
+            F.count_if(F.col("n_true_persons_in") > 1).alias("n_persons_merged"),
+        )
+    )
+    true = (
+        cells.groupBy("person_key")
+        .agg(F.sum("n").alias("n"), F.count(F.lit(1)).alias("n_persons_in"))
+        .agg(
+            F.count(F.lit(1)).alias("n_true_persons"),
+            F.coalesce(F.sum(n_pairs(F.col("n"))), F.lit(0)).cast("long").alias("n_pairs_true"),
+            F.count_if(F.col("n_persons_in") > 1).alias("n_true_persons_split"),
+        )
+    )
+    both = cells.agg(F.coalesce(F.sum(n_pairs(F.col("n"))), F.lit(0)).cast("long").alias("n_pairs_true_positive"))
+    return predicted.crossJoin(true).crossJoin(both)
+
+
+def ratio(numerator: int, denominator: int) -> float | None:
+    """numerator / denominator, None when the denominator is zero."""
+    return numerator / denominator if denominator else None
+
+
+def f1_score(precision: float | None, recall: float | None) -> float | None:
+    """Harmonic mean of precision and recall; None when either is None, 0.0 when both are zero."""
+    if precision is None or recall is None:
+        return None
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+def read_ground_truth(spark: SparkSession, path: str) -> DataFrame | None:
+    """The ground truth Parquet dataset at `path` (partner, feed, record_key, person_key); None when absent."""
+    try:
+        return spark.read.schema(GROUND_TRUTH_SCHEMA).parquet(path)
+    except AnalysisException as exc:
+        if exc.getCondition() == "PATH_NOT_FOUND":
+            return None
+        raise
+
+
+def evaluate(spark: SparkSession, settings: Settings, run_id: str) -> LinkageMetrics | None:
+    """Pairwise precision, recall and F1 of mpi.crosswalk against ground truth, appended to mpi.linkage_metrics.
+
+    Returns None (and writes nothing) when matching.evaluate is false, when there is no ground truth at
+    settings.storage.path("ground_truth") or when no silver feed table exists. Records without a known true
+    person are left out of every figure. Raises ValueError when mpi.crosswalk does not exist.
+    """
+    if not run_id:
+        raise ValueError("run_id must not be empty")
+    if settings.matching is not None and not settings.matching.evaluate:
+        logger.info("evaluation: matching.evaluate is false, skipped")
+        return None
+    crosswalk_table = settings.table("mpi", "crosswalk")
+    if not table_exists(spark, crosswalk_table):
+        raise ValueError(f"{crosswalk_table} does not exist: run link before evaluate")
+    truth_path = settings.storage.path("ground_truth")
+    truth = read_ground_truth(spark, truth_path)
+    if truth is None:
+        logger.info("evaluation: no ground truth at %s, skipped", truth_path)
+        return None
+    feed_rows = feed_records(spark, settings)
+    if feed_rows is None:
+        logger.warning("evaluation: ground truth exists but no silver feed table does, skipped")
+        return None
+
+    crosswalk = spark.read.table(crosswalk_table).select("record_id", "person_id", "run_id")
+    labelled = crosswalk.join(record_truth(feed_rows, truth), on="record_id", how="left")
+    coverage = labelled.agg(
+        F.count_if(F.col("person_key").isNull()).alias("n_records_without_truth"),
+        F.count_if(F.col("run_id") != F.lit(run_id)).alias("n_records_of_other_runs"),
+    )
+    assignments = labelled.where(F.col("person_key").isNotNull()).select("record_id", "person_id", "person_key")
+    row = pair_counts(assignments).crossJoin(coverage).first()  # one row: the only action
+    if row is None:
+        raise RuntimeError("evaluation: the aggregate query returned no row")
+    if row["n_records_without_truth"]:
+        logger.warning("evaluation: %d crosswalk records have no ground truth", row["n_records_without_truth"])
+    if row["n_records_of_other_runs"]:
+        logger.warning(
+            "evaluation: %d crosswalk records were linked by another run than %s",
+            row["n_records_of_other_runs"],
+            run_id,
+        )
+
+    tp, predicted, true = int(row["n_pairs_true_positive"]), int(row["n_pairs_predicted"]), int(row["n_pairs_true"])
+    precision, recall = ratio(tp, predicted), ratio(tp, true)
+    metrics = LinkageMetrics(
+        run_id=run_id,
+        model=BASELINE_MODEL,
+        n_records=int(row["n_records"]),
+        n_persons=int(row["n_persons"]),
+        n_pairs_predicted=predicted,
+        n_pairs_true=true,
+        n_pairs_true_positive=tp,
+        precision=precision,
+        recall=recall,
+        f1=f1_score(precision, recall),
+        evaluated_at=datetime.now(UTC),
+        n_true_persons=int(row["n_true_persons"]),
+        n_true_persons_split=int(row["n_true_persons_split"]),
+        n_persons_merged=int(row["n_persons_merged"]),
+    )
+    write_metrics(spark, settings, metrics)
+    logger.info(
+        "evaluation of run %s: %d records, precision %s, recall %s, f1 %s (%d true persons split, %d persons merged)",
+        run_id,
+        metrics.n_records,
+        metrics.precision,
+        metrics.recall,
+        metrics.f1,
+        metrics.n_true_persons_split,
+        metrics.n_persons_merged,
+    )
+    return metrics
+
+
+def write_metrics(spark: SparkSession, settings: Settings, metrics: LinkageMetrics) -> None:
+    """Append one row to mpi.linkage_metrics (created with its comments on first use)."""
+    table = settings.table("mpi", "linkage_metrics")
+    frame = spark.createDataFrame([astuple(metrics)], METRICS_SCHEMA).transform(with_column_comments, METRIC_COMMENTS)
+    comment = "one row per linkage run evaluated against ground truth (pairwise and cluster-level figures)"
+    write_table(frame, table, mode="append", comment=None if table_exists(spark, table) else comment)

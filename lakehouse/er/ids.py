@@ -1,0 +1,196 @@
+"""Person ids, the crosswalk and the person id history.
+
+A person id is derived from the smallest record_id of its cluster: 'P' followed by the first 15 hex digits of
+SHA-256('person|' + that record_id). The same input always gives the same ids, and a cluster keeps its id as
+long as its smallest record stays in it. When clusters change between runs, the history says so: comparing the
+previous crosswalk with the new one gives 'created' (a new id), 'merged' (an id whose records all went into
+another person), 'split' (an id whose records now belong to several persons) and 'retired' (an id none of whose
+records is in the input any more).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+logger = logging.getLogger(__name__)
+
+PERSON_ID_PREFIX = "P"
+PERSON_ID_HEX_DIGITS = 15
+MAX_IDS_IN_REASON = 10
+"""A history reason lists at most this many person ids, then says how many more there are."""
+
+CROSSWALK_COLUMNS = ("record_id", "person_id", "partner", "cluster_size", "match_confidence", "run_id", "linked_at")
+HISTORY_COLUMNS = ("person_id", "event", "record_id", "reason", "run_id", "recorded_at")
+EVENTS = ("created", "merged", "split", "retired")
+
+
+def person_id(anchor_record_id: Column) -> Column:
+    """Person id of the cluster whose smallest record_id is `anchor_record_id`. Null in, null out."""
+    digest = F.sha2(F.concat(F.lit("person|"), anchor_record_id), 256)
+    return F.concat(F.lit(PERSON_ID_PREFIX), F.substring(digest, 1, PERSON_ID_HEX_DIGITS))
+
+
+def with_cluster_id(records: DataFrame, labels: DataFrame) -> DataFrame:
+    """Add cluster_id (smallest record_id of the record's component; its own record_id for a singleton).
+
+    `labels` has one row per linked record: record_id, cluster_id.
+    """
+    return records.join(labels.select("record_id", "cluster_id"), on="record_id", how="left").withColumn(
+        "cluster_id", F.coalesce(F.col("cluster_id"), F.col("record_id"))
+    )
+
+
+def with_cluster_size(records: DataFrame) -> DataFrame:
+    """Add cluster_size int: the number of records sharing the record's cluster_id."""
+    sizes = records.groupBy("cluster_id").agg(F.count(F.lit(1)).cast("int").alias("cluster_size"))
+    return records.join(sizes, on="cluster_id", how="inner")
+
+
+def crosswalk(records: DataFrame, labels: DataFrame, run_id: str, linked_at: datetime) -> DataFrame:
+    """One row per record: record_id, person_id, partner, cluster_size, match_confidence, run_id, linked_at.
+
+    `records` is person_records (record_id, partner); `labels` the connected components of the matched pairs.
+    The deterministic baseline is certain of every assignment: match_confidence is 1.0.
+    """
+    return (
+        records.select("record_id", "partner")
+        .transform(with_cluster_id, labels)
+        .transform(with_cluster_size)
+        .select(
+            "record_id",
+            person_id(F.col("cluster_id")).alias("person_id"),
+            "partner",
+            "cluster_size",
+            F.lit(1.0).alias("match_confidence"),
+            F.lit(run_id).alias("run_id"),
+            F.lit(linked_at).cast("timestamp").alias("linked_at"),
+        )
+    )
+
+
+def _id_list(ids: Column) -> Column:
+    """The sorted ids of an array as 'P1, P2, ...', cut after MAX_IDS_IN_REASON with the number left out."""
+    shown = F.array_join(F.slice(ids, 1, MAX_IDS_IN_REASON), ", ")
+    hidden = F.size(ids) - F.lit(MAX_IDS_IN_REASON)
+    return F.when(hidden > 0, F.concat(shown, F.lit(" and "), hidden.cast("string"), F.lit(" more"))).otherwise(shown)
+
+
+def record_moves(previous: DataFrame, current: DataFrame) -> DataFrame:
+    """One row per record in either crosswalk: record_id, old_person_id, new_person_id (null where absent)."""
+    old = previous.select("record_id", F.col("person_id").alias("old_person_id"))
+    new = current.select("record_id", F.col("person_id").alias("new_person_id"))
+    return old.join(new, on="record_id", how="full")
+
+
+def new_person_summary(moves: DataFrame) -> DataFrame:
+    """One row per person id of the new crosswalk: person_id, anchor_record_id, n_records, n_previous, old_ids."""
+    return (
+        moves.where(F.col("new_person_id").isNotNull())
+        .groupBy(F.col("new_person_id").alias("person_id"))
+        .agg(
+            F.min("record_id").alias("anchor_record_id"),
+            F.count(F.lit(1)).alias("n_records"),
+            F.count("old_person_id").alias("n_previous"),
+            F.array_sort(F.collect_set("old_person_id")).alias("old_ids"),
+        )
+    )
+
+
+def old_person_summary(moves: DataFrame) -> DataFrame:
+    """One row per person id of the old crosswalk: person_id, anchor_record_id, n_records, n_remaining, new_ids."""
+    return (
+        moves.where(F.col("old_person_id").isNotNull())
+        .groupBy(F.col("old_person_id").alias("person_id"))
+        .agg(
+            F.min("record_id").alias("anchor_record_id"),
+            F.count(F.lit(1)).alias("n_records"),
+            F.count("new_person_id").alias("n_remaining"),
+            F.array_sort(F.collect_set("new_person_id")).alias("new_ids"),
+        )
+    )
+
+
+def person_id_history(previous: DataFrame | None, current: DataFrame, run_id: str, recorded_at: datetime) -> DataFrame:
+    """One row per person id event of this run: person_id, event, record_id, reason, run_id, recorded_at.
+
+    `previous` and `current` are crosswalks (record_id, person_id); `previous` is None on the first run. Events:
+    created (id not in `previous`; record_id is its anchor), and for ids of `previous`: split (records now under
+    several ids), merged (id gone, its remaining records all under one other id), retired (id gone, none of its
+    records left). Re-running on the same input gives no event.
+    """
+    if previous is None:
+        previous = current.sparkSession.createDataFrame([], "record_id string, person_id string")
+    moves = record_moves(previous, current)
+    new_persons = new_person_summary(moves)
+    old_persons = old_person_summary(moves)
+    created = new_persons.join(old_persons.select("person_id"), on="person_id", how="left_anti").select(
+        "person_id",
+        F.lit("created").alias("event"),
+        F.col("anchor_record_id").alias("record_id"),
+        F.when(
+            F.col("n_previous") == 0,
+            F.concat(F.lit("new person: "), F.col("n_records").cast("string"), F.lit(" record(s) not linked before")),
+        )
+        .otherwise(
+            F.concat(
+                F.lit("new person id for "),
+                F.col("n_records").cast("string"),
+                F.lit(" record(s), "),
+                F.col("n_previous").cast("string"),
+                F.lit(" of them previously under "),
+                _id_list(F.col("old_ids")),
+            )
+        )
+        .alias("reason"),
+    )
+    gone = old_persons.join(new_persons.select("person_id"), on="person_id", how="left_anti")
+    merged = gone.where(F.size("new_ids") == 1).select(
+        "person_id",
+        F.lit("merged").alias("event"),
+        F.col("anchor_record_id").alias("record_id"),
+        F.concat(
+            F.lit("merged into "),
+            F.element_at("new_ids", 1),
+            F.lit(": "),
+            F.col("n_remaining").cast("string"),
+            F.lit(" of its "),
+            F.col("n_records").cast("string"),
+            F.lit(" record(s) now under that person"),
+        ).alias("reason"),
+    )
+    retired = gone.where(F.size("new_ids") == 0).select(
+        "person_id",
+        F.lit("retired").alias("event"),
+        F.col("anchor_record_id").alias("record_id"),
+        F.concat(
+            F.lit("retired: none of its "), F.col("n_records").cast("string"), F.lit(" record(s) is in this run")
+        ).alias("reason"),
+    )
+    split = old_persons.where(F.size("new_ids") > 1).select(
+        "person_id",
+        F.lit("split").alias("event"),
+        F.col("anchor_record_id").alias("record_id"),
+        F.concat(
+            F.lit("split into "),
+            F.size("new_ids").cast("string"),
+            F.lit(" persons: "),
+            _id_list(F.col("new_ids")),
+        ).alias("reason"),
+    )
+    return (
+        created.unionByName(merged)
+        .unionByName(retired)
+        .unionByName(split)
+        .select(
+            "person_id",
+            "event",
+            "record_id",
+            "reason",
+            F.lit(run_id).alias("run_id"),
+            F.lit(recorded_at).cast("timestamp").alias("recorded_at"),
+        )
+    )

@@ -1,0 +1,64 @@
+"""Column comments of the mpi tables, carried in the schema metadata of the DataFrames written."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+
+def with_column_comments(df: DataFrame, comments: Mapping[str, str]) -> DataFrame:
+    """The same columns, each named in `comments` carrying its comment in the schema metadata.
+
+    Delta keeps the metadata with the schema, so the catalog shows the comments without one ALTER TABLE
+    commit per column, and an overwrite does not lose them.
+    """
+    return df.select(
+        *[F.col(c).alias(c, metadata={"comment": comments[c]}) if c in comments else F.col(c) for c in df.columns]
+    )
+
+
+PAIR_COMMENTS = {
+    "record_id_l": "smaller record_id of the pair (silver.person_records)",
+    "record_id_r": "larger record_id of the pair",
+    "rule": "first blocking rule (conf/matching.yaml) that produced the pair",
+    "run_id": "linkage run that produced the pair",
+}
+CROSSWALK_COMMENTS = {
+    "record_id": "silver.person_records record id (one row per record)",
+    "person_id": "'P' + 15 hex digits of sha2('person|' + smallest record_id of the cluster)",
+    "partner": "partner that delivered the record",
+    "cluster_size": "number of records of the person",
+    "match_confidence": "confidence of the assignment; 1.0 for the deterministic baseline",
+    "run_id": "linkage run that assigned the person id",
+    "linked_at": "when the run linked the record",
+}
+HISTORY_COMMENTS = {
+    "person_id": "person id the event is about",
+    "event": "created | merged | split | retired",
+    "record_id": "anchor record: the smallest record_id of the person (new anchor for created, old otherwise)",
+    "reason": "why, in words, with the person ids involved",
+    "run_id": "linkage run that recorded the event",
+    "recorded_at": "when the event was recorded",
+}
+CAPPED_COMMENTS = {
+    "rule": "blocking rule whose block was left out",
+    "block_key_hash": "sha2-256 hex of the block key (the rule's columns joined); never the raw key",
+    "block_size": "number of records in the block, above the rule's max_block_size",
+    "run_id": "linkage run that capped the block",
+}
+METRIC_COMMENTS = {
+    "model": "linkage model evaluated, e.g. deterministic-baseline",
+    "n_records": "records with a known true person (the evaluated population)",
+    "n_persons": "predicted persons among the evaluated records",
+    "n_pairs_predicted": "record pairs in the same predicted person",
+    "n_pairs_true": "record pairs of the same true person",
+    "n_pairs_true_positive": "record pairs in the same predicted person and the same true person",
+    "precision": "n_pairs_true_positive / n_pairs_predicted (null when no pair is predicted)",
+    "recall": "n_pairs_true_positive / n_pairs_true (null when no true pair exists)",
+    "f1": "harmonic mean of precision and recall",
+    "n_true_persons": "true persons among the evaluated records",
+    "n_true_persons_split": "true persons whose records are under more than one predicted person (missed links)",
+    "n_persons_merged": "predicted persons holding records of more than one true person (false links)",
+}

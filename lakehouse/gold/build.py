@@ -1,0 +1,146 @@
+"""build_gold: silver feeds + mpi.crosswalk -> gold facts, dim_person and outcome marts (the only gold I/O)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse.config import Settings
+from lakehouse.gold.config import GoldConfig, load_gold_config
+from lakehouse.gold.facts import FACTS, build_fact
+from lakehouse.gold.linking import check_all_linked
+from lakehouse.gold.marts import (
+    HS_COLLEGE_ENROLLMENT_COLUMNS,
+    HS_COLLEGE_ENROLLMENT_COMMENT,
+    MART_HS_COLLEGE_ENROLLMENT,
+    MART_KEYS,
+    hs_college_enrollment,
+)
+from lakehouse.gold.person import (
+    DIM_PERSON_COLUMNS,
+    DIM_PERSON_COMMENT,
+    dim_person,
+    record_last_seen,
+    sed_persons,
+    with_person_records,
+)
+from lakehouse.tables import table_exists, write_table
+
+logger = logging.getLogger(__name__)
+
+DIM_PERSON = "dim_person"
+
+GOLD_TABLES: tuple[str, ...] = (DIM_PERSON, *(spec.name for spec in FACTS), MART_HS_COLLEGE_ENROLLMENT)
+"""Every table build_gold writes, without the database (settings.table("gold", name) qualifies it)."""
+
+GOLD_FEEDS: tuple[str, ...] = tuple(sorted({feed for spec in FACTS for feed in spec.feeds}))
+"""Silver feed tables (feed keys) gold reads."""
+
+
+def gold_tables(settings: Settings) -> list[str]:
+    """Qualified names of every gold table."""
+    return [settings.table("gold", name) for name in GOLD_TABLES]
+
+
+def read_silver_feeds(spark: SparkSession, settings: Settings) -> dict[str, DataFrame]:
+    """Every silver feed table gold reads, by feed key; raises if one does not exist."""
+    tables = {feed: settings.table("silver", feed) for feed in GOLD_FEEDS}
+    missing = [table for table in tables.values() if not table_exists(spark, table)]
+    if missing:
+        raise ValueError(f"gold needs silver tables that do not exist: {', '.join(missing)}")
+    return {feed: spark.read.table(table) for feed, table in tables.items()}
+
+
+def with_column_comments(df: DataFrame, comments: Mapping[str, str]) -> DataFrame:
+    """Set each column's comment in the schema metadata, so the table write stores it in the same commit.
+
+    (One ALTER TABLE per column, as `write_table(column_comments=...)` does, costs a Delta commit each.)
+    """
+    unknown = set(comments) - set(df.columns)
+    if unknown:
+        raise ValueError(f"comments name columns that do not exist: {', '.join(sorted(unknown))}")
+    return df.withColumns(
+        {name: F.col(name).alias(name, metadata={"comment": text}) for name, text in comments.items()}
+    )
+
+
+def write_gold_table(
+    df: DataFrame,
+    table: str,
+    *,
+    comment: str,
+    column_comments: Mapping[str, str],
+    partition_by: Sequence[str] = (),
+) -> int:
+    """Overwrite `table` with `df`, its table and column comments in place; returns the table's row count."""
+    write_table(
+        with_column_comments(df, column_comments), table, mode="overwrite", partition_by=partition_by, comment=comment
+    )
+    rows = df.sparkSession.read.table(table).count()
+    logger.info("wrote %s: %d rows", table, rows)
+    return rows
+
+
+def build_gold(spark: SparkSession, settings: Settings, *, config: GoldConfig | None = None) -> dict[str, int]:
+    """Build every gold table from silver and mpi; returns qualified table name -> row count.
+
+    Fails before writing anything when a source row has no person_id in mpi.crosswalk.
+
+    Args:
+        spark: the session.
+        settings: loaded settings (databases, partners).
+        config: gold definitions; conf/gold.yaml, checked against the feed contracts, when not given.
+    """
+    config = config or load_gold_config(settings=settings)
+    silver = read_silver_feeds(spark, settings)
+    person_records = spark.read.table(settings.table("silver", "person_records"))
+    crosswalk = spark.read.table(settings.table("mpi", "crosswalk"))
+    check_all_linked({"person_records": person_records, **silver}, crosswalk)
+
+    counts: dict[str, int] = {}
+    for spec in FACTS:
+        fact = build_fact(spec, silver, crosswalk, config)
+        table = settings.table("gold", spec.name)
+        counts[table] = write_gold_table(
+            fact, table, comment=spec.comment(), column_comments=spec.column_comments(), partition_by=spec.partition_by
+        )
+
+    def gold(name: str) -> DataFrame:
+        return spark.read.table(settings.table("gold", name))
+
+    unparsed = gold("fact_postsecondary_enrollment").where(F.col("term_start_date").isNull()).count()
+    if unparsed:
+        logger.warning(
+            "gold: %d postsecondary enrollment rows have a term_code that conf/gold.yaml terms cannot parse; "
+            "they have no term_start_date and count as no enrollment in the marts",
+            unparsed,
+        )
+
+    records = with_person_records(person_records, crosswalk, record_last_seen(silver))
+    sed = sed_persons(gold("fact_k12_enrollment"), gold("fact_program_participation"), config.person.sed_programs)
+    table = settings.table("gold", DIM_PERSON)
+    counts[table] = write_gold_table(
+        dim_person(records, sed, config.person), table, comment=DIM_PERSON_COMMENT, column_comments=DIM_PERSON_COLUMNS
+    )
+
+    mart = hs_college_enrollment(
+        graduation=gold("fact_k12_graduation"),
+        persons=gold(DIM_PERSON),
+        k12_enrollment=gold("fact_k12_enrollment"),
+        program_participation=gold("fact_program_participation"),
+        postsecondary_enrollment=gold("fact_postsecondary_enrollment"),
+        config=config,
+    )
+    ordered = mart.repartition("cohort_year").sortWithinPartitions(*MART_KEYS)
+    table = settings.table("gold", MART_HS_COLLEGE_ENROLLMENT)
+    counts[table] = write_gold_table(
+        ordered,
+        table,
+        comment=HS_COLLEGE_ENROLLMENT_COMMENT,
+        column_comments=HS_COLLEGE_ENROLLMENT_COLUMNS,
+        partition_by=("cohort_year",),
+    )
+    return counts

@@ -1,0 +1,14 @@
+"""Public zone: gold marts aggregated for everyone, with small-cell and complementary suppression."""
+
+from lakehouse.public.build import PUBLIC_TABLES, build_public, hs_college_enrollment_spec, public_tables
+from lakehouse.public.suppression import SuppressionError, SuppressionSpec, suppress
+
+__all__ = [
+    "PUBLIC_TABLES",
+    "SuppressionError",
+    "SuppressionSpec",
+    "build_public",
+    "hs_college_enrollment_spec",
+    "public_tables",
+    "suppress",
+]

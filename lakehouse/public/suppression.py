@@ -1,0 +1,249 @@
+"""Small-cell suppression of a mart, as distributed DataFrame transforms.
+
+A mart row is identified by its table keys (e.g. cohort_year), a geography (counties plus one statewide
+row) and a student group (a dimension and a value; the all-students row has its own dimension). Each count
+column of a row is one cell. Cells sum in two kinds of sets, each with a total cell:
+
+- group sets: the cells of one dimension in one table and geography sum to the all-students cell there;
+- geography sets: the county cells of one table and group sum to the statewide cell of that group.
+
+Primary suppression hides every count under the threshold (zeros too unless `suppress_zeros` is off).
+Complementary suppression then repeats until stable: in every set with exactly one hidden cell (a member
+or the total), the smallest visible nonzero member is hidden too (the total if no member is left), so no
+hidden cell equals a visible total minus visible cells. Each pass is one DataFrame job whose result is
+checkpointed; the loop is bounded and fails rather than publish an unstable table. Rates are hidden when
+their numerator or denominator is. Suppressed values are null and every count and rate has a
+`<column>_suppression` column ('primary' | 'complementary' | null); no row is ever dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+logger = logging.getLogger(__name__)
+
+PRIMARY = "primary"
+COMPLEMENTARY = "complementary"
+SUPPRESSION_SUFFIX = "_suppression"
+
+_MEMBERSHIP_TYPE = "array<struct<set_id:string,is_total:boolean>>"
+
+
+class SuppressionError(RuntimeError):
+    """Complementary suppression did not become stable within the allowed passes."""
+
+
+@dataclass(frozen=True)
+class SuppressionSpec:
+    """How one mart is suppressed: its count and rate columns, the columns that define its sets, the threshold.
+
+    Attributes:
+        counts: additive count columns (one cell each per row).
+        rates: rate column -> (numerator count, denominator count).
+        table_keys: columns of independent tables (nothing sums across them), e.g. ("cohort_year",).
+        geography_column: column of the geography; `statewide_value` marks the statewide rows.
+        dimension_column / value_column: the student group of a row; `all_dimension` marks all-students rows.
+        dimensions: every group dimension whose groups sum to the all-students row.
+        min_cell_size: counts under this are hidden.
+        suppress_zeros: hide zero counts as well (they are never chosen as complementary cells otherwise).
+        max_iterations: bound on complementary passes.
+    """
+
+    counts: tuple[str, ...]
+    rates: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    table_keys: tuple[str, ...] = ("cohort_year",)
+    geography_column: str = "county_code"
+    statewide_value: str = "00"
+    dimension_column: str = "group_dimension"
+    value_column: str = "group_value"
+    all_dimension: str = "all"
+    dimensions: tuple[str, ...] = ()
+    min_cell_size: int = 11
+    suppress_zeros: bool = True
+    max_iterations: int = 25
+
+    def __post_init__(self) -> None:
+        if not self.counts:
+            raise ValueError("SuppressionSpec needs at least one count column")
+        if self.min_cell_size < 1:
+            raise ValueError(f"min_cell_size must be at least 1, got {self.min_cell_size}")
+        if self.max_iterations < 1:
+            raise ValueError(f"max_iterations must be at least 1, got {self.max_iterations}")
+        for rate, (numerator, denominator) in self.rates.items():
+            if numerator not in self.counts or denominator not in self.counts:
+                raise ValueError(f"rate {rate} must divide two count columns, got {numerator} / {denominator}")
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        """Columns that identify one row of the mart."""
+        return (*self.table_keys, self.geography_column, self.dimension_column, self.value_column)
+
+
+def _json(*columns: Column) -> Column:
+    return F.to_json(F.struct(*columns))
+
+
+def with_row_id(mart: DataFrame, spec: SuppressionSpec) -> DataFrame:
+    """Add _row_id: the row's key columns as one null-safe string."""
+    return mart.withColumn("_row_id", _json(*(F.col(c) for c in spec.key_columns)))
+
+
+def cell_values(mart: DataFrame, spec: SuppressionSpec) -> DataFrame:
+    """One row per mart row per count column: the key columns, _row_id, measure, value (long) and cell_id."""
+    longs = mart.select(*spec.key_columns, "_row_id", *(F.col(c).cast("long").alias(c) for c in spec.counts))
+    cells = longs.unpivot(
+        [*spec.key_columns, "_row_id"], list(spec.counts), variableColumnName="measure", valueColumnName="value"
+    )
+    return cells.withColumn("cell_id", F.concat_ws("#", F.col("measure"), F.col("_row_id")))
+
+
+def with_primary_suppression(cells: DataFrame, spec: SuppressionSpec) -> DataFrame:
+    """Add is_hidden and reason ('primary' for a count under the threshold, else null)."""
+    small = F.col("value") < F.lit(spec.min_cell_size)
+    if not spec.suppress_zeros:
+        small = small & (F.col("value") != F.lit(0))
+    is_hidden = F.coalesce(small, F.lit(False))
+    return cells.withColumns({"is_hidden": is_hidden, "reason": F.when(is_hidden, F.lit(PRIMARY))})
+
+
+def set_memberships(cells: DataFrame, spec: SuppressionSpec) -> DataFrame:
+    """One row per cell per set it belongs to: set_id, cell_id, is_total, value, is_candidate.
+
+    A set is identified by the measure and what its cells share; is_candidate marks cells that may be
+    hidden to protect another (a known, nonzero value).
+    """
+    measure = F.col("measure")
+    table = [F.col(c) for c in spec.table_keys]
+    dimension, geography = F.col(spec.dimension_column), F.col(spec.geography_column)
+
+    def group_set(name: Column) -> Column:
+        return F.concat_ws("#", measure, _json(F.lit("group").alias("kind"), *table, geography, name.alias("dim")))
+
+    geography_set = F.concat_ws(
+        "#", measure, _json(F.lit("geography").alias("kind"), *table, dimension, F.col(spec.value_column))
+    )
+    as_total = [
+        F.struct(group_set(F.lit(name)).alias("set_id"), F.lit(True).alias("is_total")) for name in spec.dimensions
+    ]
+    total_of_groups = F.array(*as_total).cast(_MEMBERSHIP_TYPE) if as_total else F.array().cast(_MEMBERSHIP_TYPE)
+    member_of_group = F.array(F.struct(group_set(dimension).alias("set_id"), F.lit(False).alias("is_total")))
+    groups = F.when(dimension == F.lit(spec.all_dimension), total_of_groups).otherwise(
+        member_of_group.cast(_MEMBERSHIP_TYPE)
+    )
+    geographies = F.array(
+        F.struct(geography_set.alias("set_id"), (geography == F.lit(spec.statewide_value)).alias("is_total"))
+    ).cast(_MEMBERSHIP_TYPE)
+    return cells.select(
+        "cell_id",
+        "value",
+        F.coalesce(F.col("value") > 0, F.lit(False)).alias("is_candidate"),
+        F.explode(F.concat(groups, geographies)).alias("_set"),
+    ).select(
+        F.col("_set.set_id").alias("set_id"),
+        "cell_id",
+        F.col("_set.is_total").alias("is_total"),
+        "value",
+        "is_candidate",
+    )
+
+
+def complementary_pass(status: DataFrame, memberships: DataFrame) -> DataFrame:
+    """One pass: in each set with exactly one hidden cell, hide its smallest visible candidate member, or its
+    total when no member qualifies. Returns status (cell_id, is_hidden, reason) plus is_changed."""
+    state = memberships.join(status.select("cell_id", "is_hidden"), on="cell_id", how="inner")
+    hidden, total = F.col("is_hidden"), F.col("is_total")
+    sets = state.groupBy("set_id").agg(
+        F.sum(hidden.cast("int")).alias("n_hidden"),
+        F.min(F.when(~hidden & ~total & F.col("is_candidate"), F.struct("value", "cell_id"))).alias("_smallest"),
+        F.max(F.when(~hidden & total, F.col("cell_id"))).alias("_visible_total"),
+    )
+    targets = (
+        sets.where(F.col("n_hidden") == 1)
+        .select(F.coalesce(F.col("_smallest.cell_id"), F.col("_visible_total")).alias("cell_id"))
+        .where(F.col("cell_id").isNotNull())
+        .distinct()
+        .withColumn("_is_target", F.lit(True))
+    )
+    is_new = F.coalesce(F.col("_is_target"), F.lit(False)) & ~hidden
+    return status.join(targets, on="cell_id", how="left").select(
+        "cell_id",
+        (hidden | is_new).alias("is_hidden"),
+        F.when(is_new, F.lit(COMPLEMENTARY)).otherwise(F.col("reason")).alias("reason"),
+        is_new.alias("is_changed"),
+    )
+
+
+def complementary_suppression(status: DataFrame, memberships: DataFrame, max_iterations: int) -> DataFrame:
+    """Repeat `complementary_pass` until no cell changes: cell_id, is_hidden, reason per cell.
+
+    Raises:
+        SuppressionError: still changing after `max_iterations` passes.
+    """
+    memberships = memberships.localCheckpoint()
+    status = status.select("cell_id", "is_hidden", "reason").localCheckpoint()
+    for iteration in range(1, max_iterations + 1):
+        status = complementary_pass(status, memberships).localCheckpoint()  # cut lineage each pass
+        changed = status.where(F.col("is_changed")).count()
+        logger.info("suppression: pass %d hid %d complementary cells", iteration, changed)
+        if changed == 0:
+            return status.drop("is_changed")
+    raise SuppressionError(
+        f"complementary suppression still changed cells after {max_iterations} passes; "
+        "raise suppression.max_iterations in conf/gold.yaml"
+    )
+
+
+def _stronger(reasons: list[Column]) -> Column:
+    """'primary' if any of `reasons` is primary, else 'complementary' if any is set, else null."""
+    any_primary = reduce(operator.or_, (F.coalesce(r == F.lit(PRIMARY), F.lit(False)) for r in reasons))
+    any_set = reduce(operator.or_, (r.isNotNull() for r in reasons))
+    return F.when(any_primary, F.lit(PRIMARY)).when(any_set, F.lit(COMPLEMENTARY))
+
+
+def suppress(mart: DataFrame, spec: SuppressionSpec) -> DataFrame:
+    """The mart with suppressed counts and rates set to null; grain unchanged (one row per mart row).
+
+    Adds `<column>_suppression` ('primary' | 'complementary' | null) for every count and rate, is_suppressed
+    (any value of the row hidden) and suppression_reason (the row's strongest reason).
+    """
+    missing = [c for c in (*spec.key_columns, *spec.counts, *spec.rates) if c not in mart.columns]
+    if missing:
+        raise ValueError(f"mart lacks columns the suppression spec names: {', '.join(missing)}")
+    keyed = with_row_id(mart, spec)
+    cells = cell_values(keyed, spec)
+    primary = with_primary_suppression(cells, spec)
+    final = complementary_suppression(primary, set_memberships(cells, spec), spec.max_iterations)
+    shown = cells.join(final, on="cell_id", how="inner").select(
+        "_row_id",
+        "measure",
+        F.when(~F.col("is_hidden"), F.col("value")).alias("shown"),
+        F.col("reason"),
+    )
+    by_row = (
+        shown.groupBy("_row_id")
+        .pivot("measure", list(spec.counts))
+        .agg(F.first("shown").alias("shown"), F.first("reason").alias("reason"))
+    )
+    public = keyed.drop(*spec.counts).join(by_row, on="_row_id", how="left")
+    columns: dict[str, Column] = {}
+    reasons: dict[str, Column] = {}
+    for count in spec.counts:
+        columns[count] = F.col(f"{count}_shown")
+        reasons[count] = F.col(f"{count}_reason")
+    for rate, (numerator, denominator) in spec.rates.items():
+        reasons[rate] = _stronger([reasons[numerator], reasons[denominator]])
+        columns[rate] = F.when(reasons[rate].isNull(), F.col(rate))
+    row_reason = _stronger(list(reasons.values()))
+    return public.select(
+        *(columns[c].alias(c) if c in columns else F.col(c) for c in mart.columns),
+        row_reason.isNotNull().alias("is_suppressed"),
+        row_reason.alias("suppression_reason"),
+        *(reasons[c].alias(f"{c}{SUPPRESSION_SUFFIX}") for c in mart.columns if c in reasons),
+    )

@@ -1,0 +1,104 @@
+"""Deterministic randomness as Spark Column expressions.
+
+Every draw is a pure function of the seed, a purpose (the salt) and the ids it is about, computed with
+Spark's `xxhash64`; nothing depends on partitioning, task order or the driver, so the same seed gives the
+same value for the same person and record on any cluster. No overflowing arithmetic is used: Spark 4 runs
+in ANSI mode, where integer overflow is an error.
+"""
+
+from __future__ import annotations
+
+import math
+
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+
+_TWO_POW_53 = float(1 << 53)
+_MASK_31 = (1 << 31) - 1
+
+
+class Draws:
+    """Hash-based random draws for one seed; every method returns a Column."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def hash(self, salt: str, *keys: Column | str | int) -> Column:
+        """A 64-bit signed hash of the seed, the salt and the keys (long)."""
+        return F.xxhash64(F.lit(self.seed), F.lit(salt), *[_as_column(k) for k in keys])
+
+    def u(self, salt: str, *keys: Column | str | int) -> Column:
+        """A double uniform on [0, 1) from the top 53 bits of the hash."""
+        return F.shiftrightunsigned(self.hash(salt, *keys), 11).cast("double") / F.lit(_TWO_POW_53)
+
+    def chance(self, probability: Column | float, salt: str, *keys: Column | str | int) -> Column:
+        """True with the given probability (a boolean Column)."""
+        return self.u(salt, *keys) < _as_column(probability)
+
+    def integer(self, low: Column | int, high: Column | int, salt: str, *keys: Column | str | int) -> Column:
+        """An int uniform on [low, high], both ends included."""
+        lo, hi = _as_column(low), _as_column(high)
+        return (lo + F.floor(self.u(salt, *keys) * (hi - lo + 1))).cast("int")
+
+    def normal(self, salt: str, *keys: Column | str | int) -> Column:
+        """A standard normal double (Box-Muller on two uniforms)."""
+        u1 = F.lit(1.0) - self.u(f"{salt}#1", *keys)  # (0, 1]: log is finite
+        u2 = self.u(f"{salt}#2", *keys)
+        return F.sqrt(F.lit(-2.0) * F.log(u1)) * F.cos(F.lit(2.0 * math.pi) * u2)
+
+    def pick(self, values: list[str], salt: str, *keys: Column | str | int) -> Column:
+        """One of `values` with equal probability (string Column)."""
+        index = F.floor(self.u(salt, *keys) * len(values)).cast("int")
+        return F.get(string_array(values), index)
+
+    def weighted(self, values: list[str], weights: list[float], salt: str, *keys: Column | str | int) -> Column:
+        """One of a few `values` with the given relative weights (string Column)."""
+        total = float(sum(weights))
+        u = self.u(salt, *keys)
+        expr: Column = F.lit(values[-1])
+        cumulative = 0.0
+        branches: list[tuple[float, str]] = []
+        for value, weight in zip(values[:-1], weights[:-1], strict=True):
+            cumulative += weight / total
+            branches.append((cumulative, value))
+        for bound, value in reversed(branches):
+            expr = F.when(u < F.lit(bound), F.lit(value)).otherwise(expr)
+        return expr
+
+    def feistel(self, code: Column, salt: str) -> Column:
+        """A bijection of the non-negative 62-bit longs: equal inputs give equal outputs, distinct give distinct.
+
+        Four Feistel rounds over two 31-bit halves, each round keyed by the seed, the salt and the round number,
+        so the output reveals nothing about the input without the seed.
+        """
+        left = F.shiftright(code, 31).bitwiseAND(F.lit(_MASK_31))
+        right = code.bitwiseAND(F.lit(_MASK_31))
+        for round_number in range(4):
+            mixed = self.hash(f"{salt}#feistel{round_number}", right).bitwiseAND(F.lit(_MASK_31))
+            left, right = right, left.bitwiseXOR(mixed)
+        return F.shiftleft(left, 31).bitwiseOR(right)
+
+
+def _as_column(value: Column | str | int | float) -> Column:
+    """A Column as is; a Python value as a literal (strings are literals here, not column names)."""
+    return value if isinstance(value, Column) else F.lit(value)
+
+
+def string_array(values: list[str]) -> Column:
+    """An array<string> literal built from one string literal (the optimizer folds it to a constant)."""
+    if any(_SEPARATOR in v for v in values):
+        raise ValueError("reference values must not contain the unit separator character")
+    return F.split(F.lit(_SEPARATOR.join(values)), _SEPARATOR)
+
+
+def int_array(values: list[int]) -> Column:
+    """An array<int> literal built from one string literal (folded to a constant by the optimizer)."""
+    return F.split(F.lit(",".join(str(v) for v in values)), ",").cast("array<int>")
+
+
+def double_array(values: list[float]) -> Column:
+    """An array<double> literal built from one string literal (folded to a constant by the optimizer)."""
+    return F.split(F.lit(",".join(repr(float(v)) for v in values)), ",").cast("array<double>")
+
+
+_SEPARATOR = "\u001f"

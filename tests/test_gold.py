@@ -1,0 +1,545 @@
+"""Gold layer: conf/gold.yaml, attribute resolution, facts, linkage checks, the college-enrollment mart, build_gold."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from chispa import assert_df_equality
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse.config import ConfigError, Settings
+from lakehouse.gold import GOLD_TABLES, UnlinkedRecordsError, build_gold, gold_tables, load_gold_config
+from lakehouse.gold.columns import term_academic_year, term_start_date, term_suffix
+from lakehouse.gold.config import GoldConfig, gold_conf_path
+from lakehouse.gold.facts import FACT_POSTSECONDARY_ENROLLMENT, FACT_QUARTERLY_WAGES, FACTS, build_fact
+from lakehouse.gold.linking import check_all_linked
+from lakehouse.gold.marts import MART_KEYS, hs_college_enrollment
+from lakehouse.gold.person import dim_person, resolve_attribute
+from lakehouse.session import create_databases
+from lakehouse.tables import table_comment, write_table
+
+T0 = dt.datetime(2024, 1, 10, 12, 0, 0)
+T1 = dt.datetime(2024, 6, 10, 12, 0, 0)
+LINEAGE = ("record_id", "delivery_id", "source_file", "line_number", "ingested_at")
+LINEAGE_DDL = "record_id string, delivery_id string, source_file string, line_number long, ingested_at timestamp"
+PERSON_RECORDS_DDL = (
+    "record_id string, partner string, feeds array<string>, n_rows long, local_id_token string, ssn_token string, "
+    "ssid_token string, first_name string, middle_name string, last_name string, birth_date date, birth_year int, "
+    "birth_month int, birth_day int, gender string, race_ethnicity string, address_line string, city string, "
+    "zip5 string, zip3 string"
+)
+CROSSWALK_DDL = (
+    "record_id string, person_id string, partner string, cluster_size int, match_confidence double, "
+    "run_id string, linked_at timestamp"
+)
+
+
+@pytest.fixture(scope="module")
+def gold_config(settings: Settings) -> GoldConfig:
+    return load_gold_config(settings=settings)
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers: silver, person_records and crosswalk rows shaped by the contract
+
+
+def silver_df(spark: SparkSession, settings: Settings, feed_key: str, rows: Sequence[Mapping[str, Any]]) -> DataFrame:
+    """silver.<feed_key> rows: the feed's non-identity YAML columns typed, plus record_id and lineage."""
+    feed = next(f for f in settings.feeds() if f.key == feed_key)
+    columns = [c for c in feed.columns if not c.identity]
+    names = {c.name for c in columns}
+    data = []
+    for i, row in enumerate(rows):
+        unknown = set(row) - names - set(LINEAGE)
+        assert not unknown, f"{feed_key} has no columns {unknown}"
+        values = [row.get(c.name, f"{feed.name}-{i}" if c.name == feed.record_key else None) for c in columns]
+        lineage = [row["record_id"], "delivery-1", f"{feed.name}_0000.csv", row.get("line_number", i + 2)]
+        data.append((*values, *lineage, row.get("ingested_at", T0)))
+    ddl = ", ".join([f"{c.name} {c.spark_type()}" for c in columns] + [LINEAGE_DDL])
+    return spark.createDataFrame(data, ddl)
+
+
+def person_records_df(
+    spark: SparkSession, rows: Sequence[tuple[str, str, str | None, str | None, int | None]]
+) -> DataFrame:
+    """silver.person_records from (record_id, partner, gender, race_ethnicity, birth_year), PII filled in."""
+    data = [
+        (rid, partner, [partner], 1, "tok-l", "tok-s", None, "ANA", None, "LOPEZ", dt.date(year or 2000, 1, 2),
+         year, 1, 2, gender, race, "1 MAIN ST", "FRESNO", "93701", "937")
+        for rid, partner, gender, race, year in rows
+    ]  # fmt: skip
+    return spark.createDataFrame(data, PERSON_RECORDS_DDL)
+
+
+def crosswalk_df(spark: SparkSession, pairs: Mapping[str, str]) -> DataFrame:
+    data = [(rid, pid, "x", 1, 1.0, "run-1", T0) for rid, pid in pairs.items()]
+    return spark.createDataFrame(data, CROSSWALK_DDL)
+
+
+# --------------------------------------------------------------------------------------------------
+# conf/gold.yaml
+
+
+def test_gold_config_as_shipped_loads_and_matches_the_feeds(settings: Settings, gold_config: GoldConfig) -> None:
+    assert gold_config.hs_college_enrollment.graduate_completion_types == ("HSD",)
+    assert gold_config.postsecondary.terms["FA"].start_month == 8
+    assert gold_config.student_groups.dimension_names() == ("gender", "race_ethnicity", "sed")
+    assert gold_config.person.priority("race_ethnicity")[0] == "cde"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"suppression": {"suppress_zeros": True, "max_rounds": 3}}, "unknown key 'suppression.max_rounds'"),
+        ({"hs_college_enrollment": {"graduate_completion_types": ["HSD"], "graduation_month": 13}},
+         "key 'hs_college_enrollment.graduation_month'"),
+        ({"person": {"source_priority": {"gender": ["cde", "nasa"]}}}, "key 'person.source_priority.gender[1]'"),
+    ],
+)  # fmt: skip
+def test_gold_config_errors_name_file_and_key(
+    settings: Settings, tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    data = yaml.safe_load(gold_conf_path().read_text(encoding="utf-8"))
+    data.update(change)
+    path = tmp_path / "gold.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        load_gold_config(path, settings=settings)
+    assert str(path) in str(error.value)
+    assert message in str(error.value)
+
+
+def test_gold_config_needs_a_level_for_every_allowed_award_type(settings: Settings, tmp_path: Path) -> None:
+    data = yaml.safe_load(gold_conf_path().read_text(encoding="utf-8"))
+    del data["postsecondary"]["award_levels"]["PHD"]
+    path = tmp_path / "gold.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"postsecondary.award_levels' has no level for degree_type 'PHD'"):
+        load_gold_config(path, settings=settings)
+
+
+# --------------------------------------------------------------------------------------------------
+# Column functions
+
+
+def test_term_code_parses_into_academic_year_term_and_start_date(spark: SparkSession, gold_config: GoldConfig) -> None:
+    terms = gold_config.postsecondary.terms
+    df = spark.createDataFrame([("2019FA",), ("2020sp",), ("2020SU",), ("2020XX",), ("20FA",), (None,)], "code string")
+    code = F.col("code")
+    result = df.select(
+        "code",
+        term_academic_year(code, terms).alias("academic_year"),
+        term_suffix(code, terms).alias("term"),
+        term_start_date(code, terms).alias("term_start_date"),
+    )
+    expected = spark.createDataFrame(
+        [
+            ("2019FA", 2020, "FA", dt.date(2019, 8, 15)),
+            ("2020sp", 2020, "SP", dt.date(2020, 1, 20)),
+            ("2020SU", 2021, "SU", dt.date(2020, 6, 15)),
+            ("2020XX", None, None, None),
+            ("20FA", None, None, None),
+            (None, None, None, None),
+        ],
+        "code string, academic_year int, term string, term_start_date date",
+    )
+    assert_df_equality(result, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# dim_person
+
+
+def test_resolve_attribute_most_frequent_then_source_priority_then_most_recent(spark: SparkSession) -> None:
+    records = spark.createDataFrame(
+        [
+            ("p1", "cde", T0, "M"),  # p1: F twice beats M once, although cde is first in priority
+            ("p1", "dhcs", T0, "F"),
+            ("p1", "csu", T0, "F"),
+            ("p2", "dhcs", T1, "M"),  # p2: one vote each; cde ranks before dhcs
+            ("p2", "cde", T0, "F"),
+            ("p3", "edd", T0, "M"),  # p3: one vote each, neither partner listed; the later record wins
+            ("p3", "ctc", T1, "X"),
+            ("p4", "cde", T0, None),  # p4: no value at all: no row, so dim_person keeps a null
+            ("p5", "edd", T0, "M"),  # p5: same partner rank, same time: the smaller value
+            ("p5", "ctc", T0, "F"),
+        ],
+        "person_id string, partner string, last_seen_at timestamp, gender string",
+    )
+    result = resolve_attribute(records, "gender", ("cde", "dhcs", "csu"))
+    expected = spark.createDataFrame(
+        [("p1", "F"), ("p2", "F"), ("p3", "X"), ("p5", "F")], "person_id string, gender string"
+    )
+    assert_df_equality(result, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_dim_person_counts_records_lists_partners_and_flags_sed(spark: SparkSession, gold_config: GoldConfig) -> None:
+    records = spark.createDataFrame(
+        [
+            ("p1", "cde", T0, 2002, "F", "700"),
+            ("p1", "dhcs", T0, 2003, "M", None),
+            ("p1", "ccc", T1, 2003, "F", None),
+            ("p2", "edd", None, None, None, None),
+        ],
+        "person_id string, partner string, last_seen_at timestamp, birth_year int, gender string, "
+        "race_ethnicity string",
+    )
+    sed = spark.createDataFrame([("p1",)], "person_id string")
+    result = dim_person(records, sed, gold_config.person)
+    expected = spark.createDataFrame(
+        [("p1", 2003, "F", "700", 3, ["ccc", "cde", "dhcs"], True), ("p2", None, None, None, 1, ["edd"], False)],
+        "person_id string, birth_year int, gender string, race_ethnicity string, n_source_records long, "
+        "partners array<string>, is_sed_ever boolean",
+    )
+    assert_df_equality(result, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# facts and linkage
+
+
+def test_postsecondary_enrollment_unions_segments_and_every_source_row_lands(
+    spark: SparkSession, settings: Settings, gold_config: GoldConfig
+) -> None:
+    silver = {
+        "cccco_ccc_enrollment": silver_df(spark, settings, "cccco_ccc_enrollment", [
+            {"record_id": "r1", "college_code": "C01", "term_code": "2020FA", "units_attempted": Decimal("12.0")},
+            # the same person and term from a second record, ingested later: collapses, later row's values win
+            {"record_id": "r2", "college_code": "C01", "term_code": "2020FA", "units_attempted": Decimal("9.5"),
+             "ingested_at": T1},
+            {"record_id": "r1", "college_code": "C01", "term_code": "2021SP", "units_attempted": None},
+        ]),
+        "csu_csu_enrollment": silver_df(spark, settings, "csu_csu_enrollment", [
+            {"record_id": "r3", "campus_code": "S07", "term_code": "2020FA", "student_level": "FTF"},
+        ]),
+        "ucop_uc_enrollment": silver_df(spark, settings, "ucop_uc_enrollment", [
+            {"record_id": "r4", "campus_code": "U03", "term_code": "2020XX"},
+        ]),
+    }  # fmt: skip
+    crosswalk = crosswalk_df(spark, {"r1": "p1", "r2": "p1", "r3": "p1", "r4": "p2"})
+    result = build_fact(FACT_POSTSECONDARY_ENROLLMENT, silver, crosswalk, gold_config)
+    expected = spark.createDataFrame(
+        [
+            ("p1", "CCC", "C01", "2020FA", Decimal("9.5"), None, 2021, "FA", dt.date(2020, 8, 15), 2),
+            ("p1", "CCC", "C01", "2021SP", None, None, 2021, "SP", dt.date(2021, 1, 20), 1),
+            ("p1", "CSU", "S07", "2020FA", None, "FTF", 2021, "FA", dt.date(2020, 8, 15), 1),
+            ("p2", "UC", "U03", "2020XX", None, None, None, None, None, 1),
+        ],
+        "person_id string, segment string, institution_code string, term_code string, units_attempted decimal(5,1), "
+        "student_level string, academic_year int, term string, term_start_date date, n_source_rows long",
+    )
+    assert_df_equality(result, expected, ignore_row_order=True, ignore_nullable=True)
+    total = result.agg(F.sum("n_source_rows")).first()
+    assert total is not None
+    assert total[0] == sum(df.count() for df in silver.values())
+
+
+def test_quarterly_wages_add_up_within_the_grain(
+    spark: SparkSession, settings: Settings, gold_config: GoldConfig
+) -> None:
+    wages = silver_df(spark, settings, "edd_ui_wages", [
+        {"record_id": "r1", "employer_id": "E1", "year": 2023, "quarter": 1, "naics": "611110",
+         "wages": Decimal("5000.00")},
+        {"record_id": "r2", "employer_id": "E1", "year": 2023, "quarter": 1, "naics": "611111",
+         "wages": Decimal("250.50"), "ingested_at": T1},
+        {"record_id": "r1", "employer_id": "E1", "year": 2023, "quarter": 2, "naics": None, "wages": None},
+    ])  # fmt: skip
+    crosswalk = crosswalk_df(spark, {"r1": "p1", "r2": "p1"})
+    result = build_fact(FACT_QUARTERLY_WAGES, {"edd_ui_wages": wages}, crosswalk, gold_config)
+    expected = spark.createDataFrame(
+        [("p1", "E1", 2023, 1, "611111", Decimal("5250.50"), 2), ("p1", "E1", 2023, 2, None, None, 1)],
+        "person_id string, employer_id string, year int, quarter int, naics string, wages decimal(14,2), "
+        "n_source_rows long",
+    )
+    assert_df_equality(result, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_rows_without_a_crosswalk_row_raise(spark: SparkSession, settings: Settings) -> None:
+    wages = silver_df(spark, settings, "edd_ui_wages", [
+        {"record_id": "r1", "employer_id": "E1", "year": 2023, "quarter": 1},
+        {"record_id": "r9", "employer_id": "E1", "year": 2023, "quarter": 1},
+        {"record_id": None, "employer_id": "E2", "year": 2023, "quarter": 1},
+    ])  # fmt: skip
+    records = person_records_df(spark, [("r1", "edd", None, None, None), ("r9", "edd", None, None, None)])
+    crosswalk = crosswalk_df(spark, {"r1": "p1"})
+    with pytest.raises(UnlinkedRecordsError, match=r"3 source rows .*edd_ui_wages: 2, person_records: 1"):
+        check_all_linked({"person_records": records, "edd_ui_wages": wages}, crosswalk)
+    check_all_linked({"person_records": records.where("record_id = 'r1'")}, crosswalk)  # all linked: no error
+    doubled = crosswalk.unionByName(crosswalk_df(spark, {"r1": "p2"}))
+    with pytest.raises(UnlinkedRecordsError, match="more than one row"):
+        check_all_linked({"person_records": records.where("record_id = 'r1'")}, doubled)
+
+
+# --------------------------------------------------------------------------------------------------
+# mart_hs_college_enrollment on a hand-made cohort
+
+
+def _mart_row(cohort: int, county: str, dimension: str, value: str, counts: tuple[int, ...]) -> tuple[Any, ...]:
+    n, enrolled, ccc, csu, uc = counts
+    level = "state" if county == "00" else "county"
+    return (cohort, level, county, dimension, value, n, enrolled, round(enrolled / n, 4), ccc, csu, uc)
+
+
+def test_hs_college_enrollment_mart_counts(spark: SparkSession, gold_config: GoldConfig) -> None:
+    graduation = spark.createDataFrame(
+        [
+            ("a", 2020, "S1", "HSD", "01"),
+            ("b", 2020, "S1", "HSD", "01"),
+            ("c", 2020, "S2", "HSD", "02"),
+            ("d", 2020, "S1", "GED", "01"),  # not a graduate type: not in any cohort
+            ("e", 2019, "S2", "HSD", "02"),  # two diplomas: the earliest decides cohort and county
+            ("e", 2020, "S1", "HSD", "01"),
+            ("f", 2020, "S2", "HSD", "02"),
+        ],
+        "person_id string, school_year int, school_code string, completion_type string, county_code string",
+    )
+    persons = spark.createDataFrame(
+        [("a", "F", "700"), ("b", "M", "600"), ("c", "F", None), ("d", "M", "600"), ("e", None, "700"),
+         ("f", "M", "600")],
+        "person_id string, gender string, race_ethnicity string",
+    )  # fmt: skip
+    k12 = spark.createDataFrame(
+        [("a", 2019, True), ("b", 2020, False), ("e", 2020, True), ("f", 2020, None)],
+        "person_id string, school_year int, is_sed boolean",
+    )  # e's is_sed comes after e's cohort year: e is not SED
+    programs = spark.createDataFrame(
+        [("c", "CALFRESH", dt.date(2019, 1, 1)), ("e", "MEDI_CAL", dt.date(2019, 7, 1))],
+        "person_id string, program string, start_date date",
+    )  # c's span starts before graduation (SED); e's after (not SED)
+    enrollment = spark.createDataFrame(
+        [
+            ("a", "CCC", dt.date(2020, 8, 15)),
+            ("b", "UC", dt.date(2021, 8, 15)),  # after the 12-month window
+            ("c", "CSU", dt.date(2020, 8, 15)),
+            ("c", "CCC", dt.date(2020, 6, 15)),  # on graduation day: inside
+            ("e", "CCC", dt.date(2020, 6, 15)),  # exactly 12 months after e's 2019 graduation: outside
+            ("f", "CCC", None),  # unparsed term: no enrollment
+        ],
+        "person_id string, segment string, term_start_date date",
+    )
+    result = hs_college_enrollment(
+        graduation,
+        persons=persons,
+        k12_enrollment=k12,
+        program_participation=programs,
+        postsecondary_enrollment=enrollment,
+        config=gold_config,
+    )
+    rows = [
+        # cohort 2020 statewide: a, b, c, f
+        (2020, "00", "all", "ALL", (4, 2, 2, 1, 0)),
+        (2020, "00", "gender", "F", (2, 2, 2, 1, 0)),
+        (2020, "00", "gender", "M", (2, 0, 0, 0, 0)),
+        (2020, "00", "race_ethnicity", "700", (1, 1, 1, 0, 0)),
+        (2020, "00", "race_ethnicity", "600", (2, 0, 0, 0, 0)),
+        (2020, "00", "race_ethnicity", "UNKNOWN", (1, 1, 1, 1, 0)),
+        (2020, "00", "sed", "Y", (2, 2, 2, 1, 0)),
+        (2020, "00", "sed", "N", (2, 0, 0, 0, 0)),
+        # cohort 2020 county 01: a, b
+        (2020, "01", "all", "ALL", (2, 1, 1, 0, 0)),
+        (2020, "01", "gender", "F", (1, 1, 1, 0, 0)),
+        (2020, "01", "gender", "M", (1, 0, 0, 0, 0)),
+        (2020, "01", "race_ethnicity", "700", (1, 1, 1, 0, 0)),
+        (2020, "01", "race_ethnicity", "600", (1, 0, 0, 0, 0)),
+        (2020, "01", "sed", "Y", (1, 1, 1, 0, 0)),
+        (2020, "01", "sed", "N", (1, 0, 0, 0, 0)),
+        # cohort 2020 county 02: c, f
+        (2020, "02", "all", "ALL", (2, 1, 1, 1, 0)),
+        (2020, "02", "gender", "F", (1, 1, 1, 1, 0)),
+        (2020, "02", "gender", "M", (1, 0, 0, 0, 0)),
+        (2020, "02", "race_ethnicity", "UNKNOWN", (1, 1, 1, 1, 0)),
+        (2020, "02", "race_ethnicity", "600", (1, 0, 0, 0, 0)),
+        (2020, "02", "sed", "Y", (1, 1, 1, 1, 0)),
+        (2020, "02", "sed", "N", (1, 0, 0, 0, 0)),
+    ]
+    for county in ("00", "02"):  # cohort 2019: e alone
+        rows += [
+            (2019, county, "all", "ALL", (1, 0, 0, 0, 0)),
+            (2019, county, "gender", "UNKNOWN", (1, 0, 0, 0, 0)),
+            (2019, county, "race_ethnicity", "700", (1, 0, 0, 0, 0)),
+            (2019, county, "sed", "N", (1, 0, 0, 0, 0)),
+        ]
+    expected = spark.createDataFrame(
+        [_mart_row(*row) for row in rows],
+        "cohort_year int, geography_level string, county_code string, group_dimension string, group_value string, "
+        "n_graduates long, n_enrolled_within_1yr long, enrollment_rate double, n_enrolled_ccc long, "
+        "n_enrolled_csu long, n_enrolled_uc long",
+    )
+    assert_df_equality(result, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# build_gold end to end on tiny silver tables, in databases of its own
+
+
+PERSONS = {
+    "r1": ("p1", "cde", "F", "700", 2002),
+    "r2": ("p1", "cccco", "F", None, 2002),
+    "r3": ("p1", "dhcs", "M", None, 2002),
+    "r4": ("p2", "cde", "M", "600", 2002),
+    "r5": ("p2", "ucop", "M", None, 2003),
+    "r6": ("p2", "csu", None, None, 2002),
+    "r7": ("p2", "csac", None, None, 2002),
+    "r8": ("p2", "edd", None, None, None),
+    "r9": ("p3", "cde", "F", "700", 2001),
+    "r10": ("p3", "ctc", None, None, 2001),
+    "r11": ("p3", "dss", None, None, 2001),
+}
+
+SILVER_ROWS: dict[str, list[dict[str, Any]]] = {
+    "cde_k12_enrollment": [
+        {"record_id": "r1", "school_year": 2019, "grade_level": "11", "school_code": "1900001", "district_code": "D19",
+         "county_code": "19", "is_sed": True},
+        {"record_id": "r1", "school_year": 2020, "grade_level": "12", "school_code": "1900001", "district_code": "D19",
+         "county_code": "19", "is_sed": False},
+        {"record_id": "r4", "school_year": 2020, "grade_level": "12", "school_code": "3700002", "district_code": "D37",
+         "county_code": "37", "is_sed": False},
+        {"record_id": "r9", "school_year": 2020, "grade_level": "12", "school_code": "1900003", "district_code": "D19",
+         "county_code": "19", "is_sed": None},
+    ],
+    "cde_k12_graduation": [
+        {"record_id": "r1", "school_year": 2020, "school_code": "1900001", "district_code": "D19", "county_code": "19",
+         "completion_type": "HSD", "is_a_g_complete": True},
+        {"record_id": "r4", "school_year": 2020, "school_code": "3700002", "district_code": "D37", "county_code": "37",
+         "completion_type": "HSD", "is_a_g_complete": False},
+        {"record_id": "r9", "school_year": 2020, "school_code": "1900003", "district_code": "D19", "county_code": "19",
+         "completion_type": "GED"},
+    ],
+    "cde_k12_assessment": [
+        {"record_id": "r1", "school_year": 2019, "grade_level": "11", "school_code": "1900001", "subject": "ELA",
+         "scale_score": 2600, "achievement_level": 3},
+    ],
+    "cccco_ccc_enrollment": [
+        {"record_id": "r2", "college_code": "C01", "term_code": "2020FA", "units_attempted": Decimal("12.0")},
+        {"record_id": "r2", "college_code": "C01", "term_code": "2020FA", "units_attempted": Decimal("9.0"),
+         "ingested_at": T1},
+    ],
+    "cccco_ccc_awards": [
+        {"record_id": "r2", "college_code": "C01", "award_date": dt.date(2022, 6, 1), "award_type": "AA",
+         "program_code": "170100"},
+    ],
+    "csu_csu_enrollment": [{"record_id": "r6", "campus_code": "S07", "term_code": "2021FA", "student_level": "FTF"}],
+    "csu_csu_degrees": [
+        {"record_id": "r6", "campus_code": "S07", "degree_date": dt.date(2024, 5, 20), "degree_type": "BA"},
+    ],
+    "ucop_uc_enrollment": [{"record_id": "r5", "campus_code": "U03", "term_code": "2020FA"}],
+    "ucop_uc_degrees": [
+        {"record_id": "r5", "campus_code": "U03", "degree_date": dt.date(2024, 6, 10), "degree_type": "BS"},
+    ],
+    "csac_aid_applications": [{"record_id": "r7", "application_type": "FAFSA", "award_year": 2020,
+                               "high_school_code": "3700002", "student_aid_index": 1200}],
+    "csac_cal_grant_awards": [{"record_id": "r7", "award_year": 2020, "grant_type": "A", "amount": Decimal("1000.00"),
+                               "institution_code": "U03"}],
+    "ctc_credentials": [{"record_id": "r10", "credential_type": "PRELIMINARY", "subject_area": "MATH",
+                         "issue_date": dt.date(2025, 1, 1)}],
+    "dhcs_medi_cal_enrollment": [{"record_id": "r3", "county_code": "19", "start_date": dt.date(2015, 1, 1),
+                                  "aid_code": "1H"}],
+    "dss_program_participation": [{"record_id": "r11", "county_code": "19", "program": "CALFRESH",
+                                   "start_date": dt.date(2018, 1, 1)}],
+    "edd_ui_wages": [
+        {"record_id": "r8", "employer_id": "E1", "naics": "611110", "year": 2023, "quarter": 1,
+         "wages": Decimal("5000.00")},
+        {"record_id": "r8", "employer_id": "E1", "naics": "611110", "year": 2023, "quarter": 1,
+         "wages": Decimal("250.00")},
+    ],
+}  # fmt: skip
+
+
+def _isolated(settings: Settings, prefix: str) -> Settings:
+    databases = dataclasses.replace(
+        settings.databases, silver=f"{prefix}_silver", mpi=f"{prefix}_mpi", gold=f"{prefix}_gold"
+    )
+    return dataclasses.replace(settings, databases=databases)
+
+
+def _write_inputs(spark: SparkSession, settings: Settings, crosswalk: Mapping[str, str]) -> None:
+    create_databases(spark, settings)
+    for feed_key, rows in SILVER_ROWS.items():
+        write_table(silver_df(spark, settings, feed_key, rows), settings.table("silver", feed_key))
+    records = [(rid, partner, gender, race, year) for rid, (_p, partner, gender, race, year) in PERSONS.items()]
+    write_table(person_records_df(spark, records), settings.table("silver", "person_records"))
+    write_table(crosswalk_df(spark, crosswalk), settings.table("mpi", "crosswalk"))
+
+
+@pytest.fixture(scope="module")
+def built_gold(spark: SparkSession, settings: Settings) -> Iterator[tuple[Settings, dict[str, int]]]:
+    isolated = _isolated(settings, "gold_test")
+    _write_inputs(spark, isolated, {rid: person[0] for rid, person in PERSONS.items()})
+    yield isolated, build_gold(spark, isolated)
+
+
+def test_build_gold_writes_every_table_with_its_grain(
+    spark: SparkSession, built_gold: tuple[Settings, dict[str, int]]
+) -> None:
+    isolated, counts = built_gold
+    assert set(counts) == set(gold_tables(isolated))
+    assert len(GOLD_TABLES) == len(FACTS) + 2
+    for table in gold_tables(isolated):
+        assert table_comment(spark, table).startswith("Grain: one row per "), table
+        assert counts[table] == spark.read.table(table).count() > 0, table
+    for spec in FACTS:  # every source row lands in its fact
+        fact = spark.read.table(isolated.table("gold", spec.name))
+        total = fact.agg(F.sum("n_source_rows")).first()
+        assert total is not None
+        assert total[0] == sum(len(SILVER_ROWS[feed]) for feed in spec.feeds), spec.name
+        assert fact.where(F.col("person_id").isNull()).count() == 0, spec.name
+
+
+def test_build_gold_dim_person_wages_and_mart(spark: SparkSession, built_gold: tuple[Settings, dict[str, int]]) -> None:
+    isolated, _counts = built_gold
+    persons = spark.read.table(isolated.table("gold", "dim_person"))
+    expected = spark.createDataFrame(
+        [
+            ("p1", 2002, "F", "700", 3, ["cccco", "cde", "dhcs"], True),
+            ("p2", 2002, "M", "600", 5, ["cde", "csac", "csu", "edd", "ucop"], False),
+            ("p3", 2001, "F", "700", 3, ["cde", "ctc", "dss"], True),
+        ],
+        "person_id string, birth_year int, gender string, race_ethnicity string, n_source_records long, "
+        "partners array<string>, is_sed_ever boolean",
+    )
+    assert_df_equality(persons, expected, ignore_row_order=True, ignore_nullable=True, ignore_metadata=True)
+    wages = spark.read.table(isolated.table("gold", "fact_quarterly_wages")).select(
+        "person_id", "wages", "n_source_rows"
+    )
+    assert [tuple(r) for r in wages.collect()] == [("p2", Decimal("5250.00"), 2)]
+    mart = spark.read.table(isolated.table("gold", "mart_hs_college_enrollment"))
+    statewide = mart.where("cohort_year = 2020 AND county_code = '00' AND group_dimension = 'all'").first()
+    assert statewide is not None
+    assert (statewide["n_graduates"], statewide["n_enrolled_within_1yr"], statewide["n_enrolled_ccc"]) == (2, 2, 1)
+    assert mart.select(*MART_KEYS).distinct().count() == mart.count()
+
+
+def test_gold_has_no_pii_columns(
+    spark: SparkSession, settings: Settings, built_gold: tuple[Settings, dict[str, int]]
+) -> None:
+    isolated, _counts = built_gold
+    forbidden = {"record_id", "delivery_id", "source_file", "line_number", "ingested_at", "zip5", "zip3",
+                 "local_id_token", "ssn_token", "ssid_token", "birth_month", "birth_day"}  # fmt: skip
+    for feed in settings.feeds():
+        forbidden |= {*feed.pii_columns(), feed.record_key}
+    assert {"ssn", "ssid", "first_name", "birth_date", "home_zip", "cin", "enrollment_id"} <= forbidden
+    for table in gold_tables(isolated):
+        leaked = set(spark.read.table(table).columns) & forbidden
+        assert not leaked, f"{table} has PII or lineage columns {sorted(leaked)}"
+
+
+def test_build_gold_refuses_rows_without_person_id(
+    spark: SparkSession, built_gold: tuple[Settings, dict[str, int]]
+) -> None:
+    built, _counts = built_gold  # same silver tables, a crosswalk that misses r11, a gold database of its own
+    databases = dataclasses.replace(built.databases, mpi="gold_unlinked_mpi", gold="gold_unlinked_gold")
+    isolated = dataclasses.replace(built, databases=databases)
+    create_databases(spark, isolated)
+    crosswalk = {rid: person[0] for rid, person in PERSONS.items() if rid != "r11"}
+    write_table(crosswalk_df(spark, crosswalk), isolated.table("mpi", "crosswalk"))
+    with pytest.raises(UnlinkedRecordsError, match=r"2 source rows .*dss_program_participation: 1, person_records: 1"):
+        build_gold(spark, isolated)
+    assert not spark.catalog.tableExists(isolated.table("gold", "fact_k12_enrollment"))
