@@ -22,7 +22,7 @@ from lakehouse.gold.config import GoldConfig, gold_conf_path
 from lakehouse.gold.facts import FACT_POSTSECONDARY_ENROLLMENT, FACT_QUARTERLY_WAGES, FACTS, build_fact
 from lakehouse.gold.linking import check_all_linked
 from lakehouse.gold.marts import MART_KEYS, hs_college_enrollment
-from lakehouse.gold.person import dim_person, resolve_attribute
+from lakehouse.gold.person import dim_person, resolve_attributes
 from lakehouse.session import create_databases
 from lakehouse.tables import table_comment, write_table
 
@@ -158,25 +158,26 @@ def test_term_code_parses_into_academic_year_term_and_start_date(spark: SparkSes
 # dim_person
 
 
-def test_resolve_attribute_most_frequent_then_source_priority_then_most_recent(spark: SparkSession) -> None:
+def test_resolve_attributes_most_frequent_then_source_priority_then_most_recent(spark: SparkSession) -> None:
     records = spark.createDataFrame(
         [
-            ("p1", "cde", T0, "M"),  # p1: F twice beats M once, although cde is first in priority
-            ("p1", "dhcs", T0, "F"),
-            ("p1", "csu", T0, "F"),
-            ("p2", "dhcs", T1, "M"),  # p2: one vote each; cde ranks before dhcs
-            ("p2", "cde", T0, "F"),
-            ("p3", "edd", T0, "M"),  # p3: one vote each, neither partner listed; the later record wins
-            ("p3", "ctc", T1, "X"),
-            ("p4", "cde", T0, None),  # p4: no value at all: no row, so dim_person keeps a null
-            ("p5", "edd", T0, "M"),  # p5: same partner rank, same time: the smaller value
-            ("p5", "ctc", T0, "F"),
+            ("p1", "cde", T0, "M", 2001),  # p1: F twice beats M once, although cde is first in priority
+            ("p1", "dhcs", T0, "F", 2002),
+            ("p1", "csu", T0, "F", 2002),
+            ("p2", "dhcs", T1, "M", 2003),  # p2: one vote each; cde ranks before dhcs
+            ("p2", "cde", T0, "F", 2004),
+            ("p3", "edd", T0, "M", None),  # p3: one vote each, neither partner listed; the later record wins
+            ("p3", "ctc", T1, "X", None),
+            ("p4", "cde", T0, None, None),  # p4: no value at all: no row (dim_person keeps nulls)
+            ("p5", "edd", T0, "M", 1999),  # p5: same rank, same time: the smaller value (by birth_year's own
+            ("p5", "ctc", T0, "F", 2000),  # priority, edd comes first)
         ],
-        "person_id string, partner string, last_seen_at timestamp, gender string",
+        "person_id string, partner string, last_seen_at timestamp, gender string, birth_year int",
     )
-    result = resolve_attribute(records, "gender", ("cde", "dhcs", "csu"))
+    result = resolve_attributes(records, {"gender": ("cde", "dhcs", "csu"), "birth_year": ("edd",)})
     expected = spark.createDataFrame(
-        [("p1", "F"), ("p2", "F"), ("p3", "X"), ("p5", "F")], "person_id string, gender string"
+        [("p1", "F", 2002), ("p2", "F", 2003), ("p3", "X", None), ("p5", "F", 1999)],
+        "person_id string, gender string, birth_year int",
     )
     assert_df_equality(result, expected, ignore_row_order=True, ignore_nullable=True)
 
@@ -490,7 +491,8 @@ def test_build_gold_writes_every_table_with_its_grain(
         total = fact.agg(F.sum("n_source_rows")).first()
         assert total is not None
         assert total[0] == sum(len(SILVER_ROWS[feed]) for feed in spec.feeds), spec.name
-        assert fact.where(F.col("person_id").isNull()).count() == 0, spec.name
+        keys = fact.groupBy(*spec.grain_columns).count().where("count > 1 OR person_id IS NULL")
+        assert keys.count() == 0, f"{spec.name}: grain not unique or person_id null"
 
 
 def test_build_gold_dim_person_wages_and_mart(spark: SparkSession, built_gold: tuple[Settings, dict[str, int]]) -> None:

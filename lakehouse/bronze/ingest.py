@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -48,7 +48,7 @@ from lakehouse.bronze.parse import (
     with_line_numbers,
     with_parsed_fields,
 )
-from lakehouse.bronze.quarantine import replace_quarantine, replace_rows, sql_literal
+from lakehouse.bronze.quarantine import replace_quarantine, replace_rows
 from lakehouse.config import FeedConfig, Settings
 from lakehouse.tables import table_exists, write_table
 
@@ -315,8 +315,8 @@ def check_header(file_name: str, line: str, expected: list[str], delimiter: str)
         )
 
 
-def _delivery_condition(manifest: Manifest) -> str:
-    return f"delivery_id = {sql_literal(manifest.delivery_id)}"
+def _delivery_condition(manifest: Manifest) -> Column:
+    return F.col("delivery_id") == F.lit(manifest.delivery_id)
 
 
 def _write_bronze(
@@ -362,8 +362,10 @@ def _write_quarantine(
         F.lit(ingested_at).cast("timestamp").alias("rejected_at"),
     )
     condition = (
-        f"stage = 'bronze' AND partner = {sql_literal(feed.partner)} AND feed = {sql_literal(feed.name)} "
-        f"AND {_delivery_condition(manifest)}"
+        (F.col("stage") == F.lit("bronze"))
+        & (F.col("partner") == F.lit(feed.partner))
+        & (F.col("feed") == F.lit(feed.name))
+        & _delivery_condition(manifest)
     )
     replace_quarantine(settings, rows, condition)
 

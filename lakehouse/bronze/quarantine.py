@@ -2,8 +2,10 @@
 
 Rows are replaced, never blindly appended: a stage re-run (after a crash, or a silver rebuild) first
 removes what the same stage wrote for the same scope, in the same commit, so a re-run gives the same
-table. Delta's `replaceWhere` does exactly that: one commit deletes the rows matching the condition and
-adds the new ones, and it refuses new rows that do not match the condition.
+table. Delta's overwrite-by-condition (replaceWhere, here through DataFrameWriterV2 `overwrite`) does
+exactly that: one commit deletes the rows matching the condition and adds the new ones, and it refuses
+new rows that do not match the condition. (`saveAsTable` with the replaceWhere option does the same but
+also tries to alter the Hive metastore schema, which fails noisily for Delta tables.)
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -47,21 +49,16 @@ QUARANTINE_COLUMN_COMMENTS = {
 }
 
 
-def sql_literal(text: str) -> str:
-    """A SQL string literal for `text` (backslashes and quotes escaped)."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def replace_rows(
     df: DataFrame,
     table: str,
-    condition: str,
+    condition: Column,
     *,
     partition_by: Sequence[str] = (),
     comment: str | None = None,
     column_comments: Mapping[str, str] | None = None,
 ) -> None:
-    """Replace the rows of Delta `table` that match SQL `condition` by `df`, in one commit.
+    """Replace the rows of Delta `table` that match `condition` by `df`, in one commit.
 
     The first write creates the table (through `write_table`, with its comments); later writes use
     Delta's replaceWhere, which also checks that every row of `df` matches `condition`.
@@ -76,7 +73,7 @@ def replace_rows(
             column_comments=column_comments,
         )
         return
-    df.write.format("delta").mode("overwrite").option("replaceWhere", condition).saveAsTable(table)
+    df.writeTo(table).overwrite(condition)
     logger.info("replaced rows of %s where %s", table, condition)
 
 
@@ -89,7 +86,7 @@ def to_quarantine_schema(rows: DataFrame) -> DataFrame:
     return rows.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in QUARANTINE_SCHEMA.fields])
 
 
-def replace_quarantine(settings: Settings, rows: DataFrame, condition: str) -> None:
+def replace_quarantine(settings: Settings, rows: DataFrame, condition: Column) -> None:
     """Replace the quarantine rows matching `condition` (one stage and scope) by `rows`."""
     replace_rows(
         to_quarantine_schema(rows),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
@@ -76,11 +77,12 @@ def write_gold_table(
     partition_by: Sequence[str] = (),
 ) -> int:
     """Overwrite `table` with `df`, its table and column comments in place; returns the table's row count."""
+    started = time.perf_counter()
     write_table(
         with_column_comments(df, column_comments), table, mode="overwrite", partition_by=partition_by, comment=comment
     )
     rows = df.sparkSession.read.table(table).count()
-    logger.info("wrote %s: %d rows", table, rows)
+    logger.info("wrote %s: %d rows in %.1f s", table, rows, time.perf_counter() - started)
     return rows
 
 

@@ -58,30 +58,46 @@ def with_person_records(records: DataFrame, crosswalk: DataFrame, last_seen: Dat
     )
 
 
-def resolve_attribute(records: DataFrame, column: str, priority: Sequence[str]) -> DataFrame:
-    """One row per person_id with a non-null `column`: person_id and the resolved value of `column`.
+def resolve_attributes(records: DataFrame, priorities: Mapping[str, Sequence[str]]) -> DataFrame:
+    """One row per person_id with a non-null attribute: the resolved value of each attribute of `priorities`.
 
-    `records` holds person_id, partner, last_seen_at and `column`, one row per source record.
+    `records` holds person_id, partner, last_seen_at and the attribute columns, one row per source record;
+    `priorities` gives each attribute its partners in tie-break order. All attributes are resolved in one
+    pass: the records are unpivoted to (person_id, attribute, value) votes and ranked per person and
+    attribute.
     """
-    votes = (
-        records.where(F.col(column).isNotNull())
-        .groupBy("person_id", column)
+    attributes = list(priorities)
+    if not attributes:
+        raise ValueError("resolve_attributes needs at least one attribute")
+    votes = F.explode(
+        F.array(*(F.struct(F.lit(a).alias("attribute"), F.col(a).cast("string").alias("value")) for a in attributes))
+    )
+    rank = F.lit(None).cast("int")
+    for attribute in reversed(attributes):
+        rank = F.when(F.col("attribute") == attribute, source_rank(F.col("partner"), priorities[attribute])).otherwise(
+            rank
+        )
+    tallies = (
+        records.select("person_id", "partner", "last_seen_at", votes.alias("_vote"))
+        .select("person_id", "partner", "last_seen_at", "_vote.attribute", "_vote.value")
+        .where(F.col("value").isNotNull())
+        .groupBy("person_id", "attribute", "value")
         .agg(
             F.count(F.lit(1)).alias("n_votes"),
-            F.min(source_rank(F.col("partner"), priority)).alias("best_rank"),
+            F.min(rank).alias("best_rank"),
             F.max("last_seen_at").alias("last_seen_at"),
         )
     )
-    best_first = Window.partitionBy("person_id").orderBy(
+    best_first = Window.partitionBy("person_id", "attribute").orderBy(
         F.col("n_votes").desc(),
         F.col("best_rank").asc(),
         F.col("last_seen_at").desc_nulls_last(),
-        F.col(column).asc(),
+        F.col("value").asc(),
     )
-    return (
-        votes.withColumn("_rank", F.row_number().over(best_first))
-        .where(F.col("_rank") == 1)
-        .select("person_id", column)
+    winners = tallies.withColumn("_rank", F.row_number().over(best_first)).where(F.col("_rank") == 1)
+    types = dict(records.dtypes)
+    return winners.groupBy("person_id").agg(
+        *(F.max(F.when(F.col("attribute") == a, F.col("value"))).cast(types[a]).alias(a) for a in attributes)
     )
 
 
@@ -105,9 +121,8 @@ def dim_person(records: DataFrame, sed: DataFrame, rules: PersonRules) -> DataFr
         F.count(F.lit(1)).alias("n_source_records"),
         F.array_sort(F.collect_set("partner")).alias("partners"),
     )
-    for attribute in RESOLVED_ATTRIBUTES:
-        resolved = resolve_attribute(records, attribute, rules.priority(attribute))
-        persons = persons.join(resolved, on="person_id", how="left")
+    resolved = resolve_attributes(records, {a: rules.priority(a) for a in RESOLVED_ATTRIBUTES})
+    persons = persons.join(resolved, on="person_id", how="left")
     flagged = sed.select("person_id", F.lit(True).alias("_is_sed"))
     return persons.join(flagged, on="person_id", how="left").select(
         "person_id",

@@ -22,15 +22,19 @@ from pyspark.sql.pandas.functions import pandas_udf
 # accent folding
 
 
+LATIN_BLOCKS = ((0x00C0, 0x0250), (0x1E00, 0x1F00))
+"""Latin-1 Supplement letters, Latin Extended-A and -B, and Latin Extended Additional (Vietnamese ễ, ạ, ...)."""
+
+
 def _accent_map() -> tuple[str, str]:
-    """(accented, base) letter strings for `translate`: Latin-1 Supplement and Latin Extended-A.
+    """(accented, base) letter strings for `translate`, covering `LATIN_BLOCKS`.
 
     Built once at import from Unicode's own decompositions (NFKD: "É" -> "E" + combining acute), so
-    the table is complete for U+00C0-U+017F; the few letters that have no decomposition (Ø, Đ, Ł, ...)
+    the table is complete for those blocks; the few letters that have no decomposition (Ø, Đ, Ł, ...)
     are added by hand. Ligatures that become two letters (Æ, Œ, Þ, ß, Ĳ) are in `_LIGATURES`.
     """
     accented, base = [], []
-    for code in range(0x00C0, 0x0180):
+    for code in (c for start, end in LATIN_BLOCKS for c in range(start, end)):
         char = chr(code)
         decomposed = unicodedata.normalize("NFKD", char)
         first = decomposed[0]

@@ -8,6 +8,8 @@ in ANSI mode, where integer overflow is an error.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 
 from pyspark.sql import Column
@@ -18,18 +20,27 @@ _MASK_31 = (1 << 31) - 1
 
 
 class Draws:
-    """Hash-based random draws for one seed; every method returns a Column."""
+    """Hash-based random draws for one seed; every method returns a Column.
+
+    The seed and the salt are folded on the driver into one 64-bit constant that leads the hashed values,
+    so each row hashes only a long and its keys.
+    """
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
 
+    def salt_constant(self, salt: str) -> int:
+        """The signed 64-bit constant that stands for (seed, salt) in every hash."""
+        digest = hashlib.sha256(f"{self.seed}\x00{salt}".encode()).digest()
+        return int.from_bytes(digest[:8], "big", signed=True)
+
     def hash(self, salt: str, *keys: Column | str | int) -> Column:
         """A 64-bit signed hash of the seed, the salt and the keys (long)."""
-        return F.xxhash64(F.lit(self.seed), F.lit(salt), *[_as_column(k) for k in keys])
+        return F.xxhash64(_long_literal(self.salt_constant(salt)), *[_as_column(k) for k in keys])
 
     def u(self, salt: str, *keys: Column | str | int) -> Column:
         """A double uniform on [0, 1) from the top 53 bits of the hash."""
-        return F.shiftrightunsigned(self.hash(salt, *keys), 11).cast("double") / F.lit(_TWO_POW_53)
+        return F.shiftrightunsigned(self.hash(salt, *keys), 11).cast("double") / _unit_scale()
 
     def chance(self, probability: Column | float, salt: str, *keys: Column | str | int) -> Column:
         """True with the given probability (a boolean Column)."""
@@ -79,26 +90,52 @@ class Draws:
         return F.shiftleft(left, 31).bitwiseOR(right)
 
 
+@functools.lru_cache(maxsize=4096)
+def _long_literal(value: int) -> Column:
+    return F.lit(value).cast("long")
+
+
 def _as_column(value: Column | str | int | float) -> Column:
     """A Column as is; a Python value as a literal (strings are literals here, not column names)."""
     return value if isinstance(value, Column) else F.lit(value)
 
 
-def string_array(values: list[str]) -> Column:
+def string_array(values: list[str] | tuple[str, ...]) -> Column:
     """An array<string> literal built from one string literal (the optimizer folds it to a constant)."""
+    return _string_array(tuple(values))
+
+
+def int_array(values: list[int] | tuple[int, ...]) -> Column:
+    """An array<int> literal built from one string literal (folded to a constant by the optimizer)."""
+    return _int_array(tuple(values))
+
+
+def double_array(values: list[float] | tuple[float, ...]) -> Column:
+    """An array<double> literal built from one string literal (folded to a constant by the optimizer)."""
+    return _double_array(tuple(values))
+
+
+# Column expressions are immutable, so the few reference literals are built once per process.
+@functools.lru_cache(maxsize=256)
+def _string_array(values: tuple[str, ...]) -> Column:
     if any(_SEPARATOR in v for v in values):
         raise ValueError("reference values must not contain the unit separator character")
     return F.split(F.lit(_SEPARATOR.join(values)), _SEPARATOR)
 
 
-def int_array(values: list[int]) -> Column:
-    """An array<int> literal built from one string literal (folded to a constant by the optimizer)."""
+@functools.lru_cache(maxsize=256)
+def _int_array(values: tuple[int, ...]) -> Column:
     return F.split(F.lit(",".join(str(v) for v in values)), ",").cast("array<int>")
 
 
-def double_array(values: list[float]) -> Column:
-    """An array<double> literal built from one string literal (folded to a constant by the optimizer)."""
+@functools.lru_cache(maxsize=256)
+def _double_array(values: tuple[float, ...]) -> Column:
     return F.split(F.lit(",".join(repr(float(v)) for v in values)), ",").cast("array<double>")
 
 
 _SEPARATOR = "\u001f"
+
+
+@functools.lru_cache(maxsize=1)
+def _unit_scale() -> Column:
+    return F.lit(_TWO_POW_53)

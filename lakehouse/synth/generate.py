@@ -6,6 +6,7 @@ import logging
 import math
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import reduce
@@ -28,6 +29,7 @@ from lakehouse.synth.wages import FIRST_QUARTER_INDEX
 logger = logging.getLogger(__name__)
 
 PEOPLE_PER_PARTITION = 100_000
+FEED_THREADS = 4
 DELIVERY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -119,12 +121,12 @@ def generate(
     ref = load_reference()
     draws = Draws(seed)
     partitions = max(spark.sparkContext.defaultParallelism, math.ceil(people / PEOPLE_PER_PARTITION))
-    population = build_people(spark, people, seed, synth=synth, ref=ref, partitions=partitions).persist(
-        StorageLevel.MEMORY_AND_DISK
-    )
+    population = build_people(spark, people, seed, synth=synth, ref=ref, partitions=partitions)
+    population = population.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        results, truths = [], []
-        for feed in feeds:
+        logger.info("generating %d people (seed %d) in %d partitions", people, seed, population.count())
+
+        def write_feed(feed: FeedConfig) -> tuple[FeedResult, DataFrame]:
             feed_started = time.monotonic()
             spec = specs[feed.key]
             n_files = file_count(people, spec.rows_per_person, synth)
@@ -149,8 +151,6 @@ def generate(
                 rows=sum(int(f["rows"]) for f in files),
                 files=tuple(str(f["name"]) for f in files),
             )
-            results.append(result)
-            truths.append(_truth(lines, feed))
             logger.info(
                 "generated %s/%s: %d rows in %d files (%.1f s)",
                 feed.partner,
@@ -159,8 +159,15 @@ def generate(
                 len(result.files),
                 time.monotonic() - feed_started,
             )
+            return result, _truth(lines, feed)
+
+        # Feeds are independent Spark jobs: running a few at once keeps both the driver (planning, code
+        # generation) and the executors busy. The output does not depend on the order.
+        with ThreadPoolExecutor(max_workers=min(FEED_THREADS, len(feeds))) as pool:
+            outcomes = list(pool.map(write_feed, feeds))
+        results = [result for result, _ in outcomes]
         truth_path = settings.storage.path("ground_truth")
-        reduce(DataFrame.unionByName, truths).write.mode("overwrite").parquet(truth_path)
+        reduce(DataFrame.unionByName, [truth for _, truth in outcomes]).write.mode("overwrite").parquet(truth_path)
         diagnostics = people_path(settings)
         true_people(spark, population, draws=draws, ref=ref, people=people, synth=synth).write.mode(
             "overwrite"

@@ -16,7 +16,7 @@ from lakehouse.config import SynthSettings
 from lakehouse.synth.draws import Draws
 from lakehouse.synth.keys import ssid_of, ssn_of, stable_int
 from lakehouse.synth.places import child_epoch, school_row
-from lakehouse.synth.reference import FIRST_NAME_GROUPS, Reference
+from lakehouse.synth.reference import FIRST_NAME_GROUPS, SEGMENTS, Reference
 from lakehouse.synth.terms import term_end_date, term_year
 
 RACE_SHARES = {
@@ -351,9 +351,12 @@ def with_schooling(df: DataFrame, draws: Draws, ref: Reference) -> DataFrame:
     )
 
 
-def _campus(draws: Draws, ref: Reference, segment: Column, local_rate: float, salt: str) -> Column:
+def _campus(draws: Draws, ref: Reference, segment: Column | str, local_rate: float, salt: str) -> Column:
     """Row in the colleges table: a college of `segment` in the county of the last school, or anywhere."""
-    segment_index = F.when(segment == "CCC", 0).when(segment == "CSU", 1).otherwise(2)
+    if isinstance(segment, str):
+        segment_index: Column = F.lit(SEGMENTS.index(segment))
+    else:
+        segment_index = F.when(segment == "CCC", 0).when(segment == "CSU", 1).otherwise(2)
     pid = F.col("person_id")
     local = ref.local_college_choice.pick(
         draws.u(f"{salt}_local", pid), segment_index * len(ref.counties) + F.col("county_final")
@@ -401,7 +404,7 @@ def with_postsecondary(df: DataFrame, draws: Draws, ref: Reference) -> DataFrame
             "ccc_start": F.when(is_ccc, F.col("grad_year") + delay),
             "ccc_tpy": F.when(is_ccc, F.lit(2)),
             "ccc_terms": F.when(is_ccc, ccc_terms),
-            "ccc_campus": F.when(is_ccc, _campus(draws, ref, F.lit("CCC"), 0.85, "ccc_campus")),
+            "ccc_campus": F.when(is_ccc, _campus(draws, ref, "CCC", 0.85, "ccc_campus")),
         }
     )
     transfers = F.coalesce((F.col("ccc_terms") >= 4) & draws.chance(0.42, "transfers", pid), F.lit(False))

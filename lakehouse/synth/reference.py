@@ -65,49 +65,74 @@ class Table:
 
 @dataclass(frozen=True)
 class WeightedGroups:
-    """Weighted draw of a row number within one of several groups, as slot arrays.
+    """Weighted draw of a row number within one of several groups, by Walker's alias method.
 
-    `slots` holds row numbers; group g owns slots[offsets[g] : offsets[g] + lengths[g]].
+    Group g owns positions offsets[g] .. offsets[g] + lengths[g] - 1 of the three aligned arrays: a uniform
+    picks a position, its fractional remainder keeps the position's own row with probability `keep` or
+    takes its `alias` otherwise. Every draw is O(1) and the arrays hold one entry per row, so the constants
+    inlined into a plan stay small.
     """
 
-    slots: tuple[int, ...]
+    rows: tuple[int, ...]
+    keep: tuple[float, ...]
+    alias: tuple[int, ...]
     offsets: tuple[int, ...]
     lengths: tuple[int, ...]
 
     @classmethod
-    def build(
-        cls, groups: Sequence[int], weights: Sequence[float], n_groups: int, resolution: int = 2048
-    ) -> WeightedGroups:
-        """Slots for rows that belong to `groups[i]` with weight `weights[i]`; every positive weight gets a slot."""
-        slots: list[int] = []
+    def build(cls, groups: Sequence[int], weights: Sequence[float], n_groups: int) -> WeightedGroups:
+        """Alias tables for rows that belong to `groups[i]` with weight `weights[i]` (non-positive: never drawn)."""
+        rows: list[int] = []
+        keep: list[float] = []
+        alias: list[int] = []
         offsets: list[int] = []
         lengths: list[int] = []
         for group in range(n_groups):
             members = [(i, w) for i, (g, w) in enumerate(zip(groups, weights, strict=True)) if g == group and w > 0]
+            offsets.append(len(rows))
+            lengths.append(len(members))
+            if not members:
+                continue
             total = sum(w for _, w in members)
-            offsets.append(len(slots))
-            for row, weight in members:
-                slots.extend([row] * max(1, round(weight / total * resolution)))
-            lengths.append(len(slots) - offsets[-1])
-        if not slots:
+            scaled = [w * len(members) / total for _, w in members]
+            group_keep = [1.0] * len(members)
+            group_alias = list(range(len(members)))
+            small = [i for i, p in enumerate(scaled) if p < 1.0]
+            large = [i for i, p in enumerate(scaled) if p >= 1.0]
+            while small and large:
+                low, high = small.pop(), large.pop()
+                group_keep[low], group_alias[low] = scaled[low], high
+                scaled[high] -= 1.0 - scaled[low]
+                (small if scaled[high] < 1.0 else large).append(high)
+            rows.extend(row for row, _ in members)
+            keep.extend(group_keep)
+            alias.extend(members[a][0] for a in group_alias)
+        if not rows:
             raise ValueError("a weighted draw needs at least one row with a positive weight")
-        return cls(tuple(slots), tuple(offsets), tuple(lengths))
+        return cls(tuple(rows), tuple(keep), tuple(alias), tuple(offsets), tuple(lengths))
 
     def pick(self, u: Column, group: Column | int = 0) -> Column:
         """Row number (int) drawn by uniform `u` within `group`; null when the group has no rows."""
         group_col = group if isinstance(group, Column) else F.lit(group)
-        offset = F.get(int_array(list(self.offsets)), group_col)
         length = F.get(int_array(list(self.lengths)), group_col)
-        slot = offset + F.floor(u * length).cast("int")
-        return F.when(length > 0, F.get(int_array(list(self.slots)), slot))
+        scaled = u * length
+        index = F.floor(scaled).cast("int")
+        position = F.get(int_array(list(self.offsets)), group_col) + index
+        kept = (scaled - index) < F.get(double_array(list(self.keep)), position)
+        row = F.when(kept, F.get(int_array(list(self.rows)), position)).otherwise(
+            F.get(int_array(list(self.alias)), position)
+        )
+        return F.when(length > 0, row)
 
     def modulo(self, n_rows: int) -> WeightedGroups:
-        """The same draw over a table listed several times (once per group): slot row numbers modulo `n_rows`."""
-        return WeightedGroups(tuple(s % n_rows for s in self.slots), self.offsets, self.lengths)
-
-    def group_size(self, group: Column) -> Column:
-        """Number of slots of `group` (0 when it has no rows)."""
-        return F.get(int_array(list(self.lengths)), group)
+        """The same draw over a table listed several times (once per group): row numbers modulo `n_rows`."""
+        return WeightedGroups(
+            tuple(r % n_rows for r in self.rows),
+            self.keep,
+            tuple(a % n_rows for a in self.alias),
+            self.offsets,
+            self.lengths,
+        )
 
 
 @dataclass(frozen=True)
@@ -215,7 +240,7 @@ def load_reference() -> Reference:
 
     return Reference(
         first_names=first,
-        first_name_choice=WeightedGroups.build(first_groups, weights(first), 2 * len(FIRST_NAME_GROUPS), 8192),
+        first_name_choice=WeightedGroups.build(first_groups, weights(first), 2 * len(FIRST_NAME_GROUPS)),
         first_name_alternative=tuple(alternative),
         nickname_offsets=tuple(nick_offsets),
         nickname_counts=tuple(nick_counts),
@@ -223,15 +248,15 @@ def load_reference() -> Reference:
         first_name_accents=tuple(accents.get(n, "") for n in first.values("name")),
         surnames=surnames,
         surname_choice=WeightedGroups.build(
-            [NAME_GROUPS.index(g) for g in surnames.values("group")], weights(surnames), len(NAME_GROUPS), 8192
+            [NAME_GROUPS.index(g) for g in surnames.values("group")], weights(surnames), len(NAME_GROUPS)
         ),
         surname_accents=tuple(accents.get(n, "") for n in surnames.values("name")),
         counties=counties,
-        county_choice=WeightedGroups.build([0] * n_counties, weights(counties), 1, 16384),
+        county_choice=WeightedGroups.build([0] * n_counties, weights(counties), 1),
         cities=cities,
-        city_choice=WeightedGroups.build(by_county(cities), weights(cities), n_counties, 256),
+        city_choice=WeightedGroups.build(by_county(cities), weights(cities), n_counties),
         districts=districts,
-        district_choice=WeightedGroups.build(by_county(districts), weights(districts), n_counties, 256),
+        district_choice=WeightedGroups.build(by_county(districts), weights(districts), n_counties),
         schools=schools,
         school_choice=WeightedGroups.build(
             [
@@ -240,26 +265,21 @@ def load_reference() -> Reference:
             ],
             [1.0] * len(schools),
             len(districts) * len(SCHOOL_LEVELS),
-            1,
         ),
         colleges=colleges,
-        college_choice=WeightedGroups.build(
-            [segment_of(r) for r in colleges.rows], weights(colleges), len(SEGMENTS), 1024
-        ),
+        college_choice=WeightedGroups.build([segment_of(r) for r in colleges.rows], weights(colleges), len(SEGMENTS)),
         local_college_choice=WeightedGroups.build(
             [segment_of(r) * n_counties + county_index[r["county_code"]] for r in colleges.rows],
             weights(colleges),
             len(SEGMENTS) * n_counties,
-            64,
         ),
         programs=programs,
-        program_choice=WeightedGroups.build([0] * len(programs), weights(programs), 1, 1024),
+        program_choice=WeightedGroups.build([0] * len(programs), weights(programs), 1),
         naics=naics,
         naics_choice=WeightedGroups.build(
             [0] * len(naics) + [1] * len(naics) + [2] * len(naics),
             weights(naics, "teen_weight") + weights(naics, "adult_weight") + weights(naics, "ba_weight"),
             len(WAGE_PROFILES),
-            1024,
         ).modulo(len(naics)),
         streets=streets,
     )

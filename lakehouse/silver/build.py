@@ -1,0 +1,168 @@
+"""Bronze -> silver: every feed table and silver.person_records rebuilt from bronze (overwrite).
+
+For each feed with a bronze table:
+1. every bronze row is checked (`validate.with_failures`); failing rows become silver-stage quarantine
+   rows, valid rows are typed;
+2. the valid rows' identity columns are standardized (`identity.with_identity`);
+3. the identities of all feeds are collapsed into silver.person_records (tokens computed once per
+   distinct identity), which is written first and kept (persisted) for step 4;
+4. each silver feed table is written: the typed non-identity columns, the record_id of the row's
+   identity, and lineage;
+5. the silver-stage quarantine rows of all feeds replace the previous silver-stage rows in one commit.
+
+Every table is overwritten and the quarantine rows replaced, so a rebuild gives the same tables.
+Counts reconcile per feed: bronze rows = silver rows + silver-stage quarantine rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import reduce
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse.bronze.quarantine import empty_quarantine, quarantine_table, replace_quarantine
+from lakehouse.config import FeedConfig, Settings
+from lakehouse.silver.identity import IDENTITY_ROWS_SCHEMA, identity_rows, person_records, with_identity
+from lakehouse.silver.standardize import hmac_tokenizer
+from lakehouse.silver.validate import (
+    filter_rejected,
+    filter_valid,
+    quarantine_rows,
+    typed_columns,
+    with_failures,
+)
+from lakehouse.tables import table_exists, write_table
+
+logger = logging.getLogger(__name__)
+
+PERSON_RECORDS_TABLE = "person_records"
+PERSON_RECORDS_COMMENT = (
+    "One row per distinct identity per partner: rows of one partner whose standardized identity values and "
+    "tokens are all equal are one record. Names upper case without accents or punctuation; SSN, SSID and "
+    "local ids only as HMAC-SHA256 tokens. Restricted."
+)
+PERSON_RECORDS_COLUMN_COMMENTS = {
+    "record_id": "32 hex characters of SHA-256 of partner, tokens and standardized identity values; unique key",
+    "ssn_token": "HMAC-SHA256 (hex) of the 9-digit SSN; null when missing, invalid or a placeholder",
+    "local_id_token": "HMAC-SHA256 (hex) of '<partner>:<local id>'; ids of two partners never collide",
+}
+LINEAGE = ("delivery_id", "source_file", "line_number", "ingested_at")
+
+
+@dataclass(frozen=True)
+class SilverResult:
+    """Figures of one silver build.
+
+    rows: rows written per table (every silver feed table and silver.person_records);
+    rows_quarantined: silver-stage quarantine rows per feed key; rows_bronze: bronze rows read per feed
+    key (rows_bronze = silver feed rows + rows_quarantined); skipped_feeds: feeds without a bronze table.
+    """
+
+    rows: dict[str, int] = field(default_factory=dict)
+    rows_quarantined: dict[str, int] = field(default_factory=dict)
+    rows_bronze: dict[str, int] = field(default_factory=dict)
+    skipped_feeds: tuple[str, ...] = ()
+
+
+def silver_table(settings: Settings, feed: FeedConfig) -> str:
+    return settings.table("silver", feed.key)
+
+
+def person_records_table(settings: Settings) -> str:
+    return settings.table("silver", PERSON_RECORDS_TABLE)
+
+
+def build_silver(spark: SparkSession, settings: Settings) -> SilverResult:
+    """Rebuild every silver feed table (of feeds that have a bronze table) and silver.person_records."""
+    tokenize = hmac_tokenizer(settings.security.hmac_key())
+    rejected_at = datetime.now(UTC).replace(tzinfo=None)
+    feeds: list[FeedConfig] = []
+    skipped: list[FeedConfig] = []
+    for feed in settings.feeds():
+        (feeds if table_exists(spark, settings.table("bronze", feed.key)) else skipped).append(feed)
+    if skipped:
+        logger.info("silver: no bronze table for %s; skipped", ", ".join(f.key for f in skipped))
+
+    checked = {f.key: spark.read.table(settings.table("bronze", f.key)).transform(with_failures, f) for f in feeds}
+    valid = {f.key: checked[f.key].transform(filter_valid).transform(with_identity, f) for f in feeds}
+    identities = reduce(
+        DataFrame.unionByName,
+        [identity_rows(valid[f.key], f) for f in feeds],
+        spark.createDataFrame([], IDENTITY_ROWS_SCHEMA),
+    )
+    persons = person_records(identities, tokenize).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        write_table(
+            persons.drop("identity_key"),
+            person_records_table(settings),
+            comment=PERSON_RECORDS_COMMENT,
+            column_comments=PERSON_RECORDS_COLUMN_COMMENTS,
+        )
+        record_ids = persons.select("identity_key", "record_id")
+        for feed in feeds:
+            _write_feed(settings, feed, valid[feed.key], record_ids)
+    finally:
+        persons.unpersist()
+
+    rejected = reduce(
+        DataFrame.unionByName,
+        [quarantine_rows(filter_rejected(checked[f.key]), f, rejected_at) for f in feeds],
+        empty_quarantine(spark),
+    )
+    replace_quarantine(settings, rejected, F.col("stage") == F.lit("silver"))
+    return _figures(spark, settings, feeds, skipped)
+
+
+def _write_feed(settings: Settings, feed: FeedConfig, valid: DataFrame, record_ids: DataFrame) -> None:
+    """silver.<feed>: typed non-identity columns, record_id and lineage, one row per valid bronze row."""
+    rows = valid.join(record_ids, on="identity_key", how="left").select(
+        *typed_columns(feed), F.col("record_id"), *[F.col(c) for c in LINEAGE]
+    )
+    write_table(
+        rows,
+        silver_table(settings, feed),
+        comment=(
+            f"One row per valid bronze row of {feed.partner} {feed.name} ({feed.description}): non-identity "
+            "columns typed per the feed contract; identity in silver.person_records through record_id. Restricted."
+        ),
+        column_comments={
+            "record_id": "silver.person_records.record_id of this row's identity",
+            feed.record_key: f"record key of the {feed.key} feed (partner's row id)",
+        },
+    )
+
+
+def _figures(
+    spark: SparkSession, settings: Settings, feeds: list[FeedConfig], skipped: list[FeedConfig]
+) -> SilverResult:
+    rows = {silver_table(settings, f): spark.read.table(silver_table(settings, f)).count() for f in feeds}
+    rows[person_records_table(settings)] = spark.read.table(person_records_table(settings)).count()
+    bronze = {f.key: spark.read.table(settings.table("bronze", f.key)).count() for f in feeds}
+    by_feed = (
+        spark.read.table(quarantine_table(settings))
+        .where(F.col("stage") == F.lit("silver"))
+        .groupBy("partner", "feed")
+        .count()
+        .collect()
+    )
+    counted = {f"{r['partner']}_{r['feed']}": int(r["count"]) for r in by_feed}
+    quarantined = {f.key: counted.get(f.key, 0) for f in feeds}
+    for feed in feeds:
+        silver_rows = rows[silver_table(settings, feed)]
+        level = logging.INFO if bronze[feed.key] == silver_rows + quarantined[feed.key] else logging.ERROR
+        logger.log(
+            level,
+            "silver %s: %d bronze rows -> %d silver + %d quarantined",
+            feed.key,
+            bronze[feed.key],
+            silver_rows,
+            quarantined[feed.key],
+        )
+    return SilverResult(
+        rows=rows, rows_quarantined=quarantined, rows_bronze=bronze, skipped_feeds=tuple(f.key for f in skipped)
+    )
