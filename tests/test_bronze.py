@@ -251,7 +251,9 @@ def test_ledger_records_every_attempt(
     )
     assert len(ccc["manifest_sha256"]) == 64
     assert rows[("cde", "bad_sum")]["status"] == "rejected"
-    assert "rule" not in rows[("cde", "bad_sum")]["reason"] or "k.csv" in rows[("cde", "bad_sum")]["reason"]
+    bad_sum = rows[("cde", "bad_sum")]
+    assert bad_sum["reason"].startswith("file k.csv: sha256 ")
+    assert (bad_sum["rows_bronze"], bad_sum["rows_quarantined"], bad_sum["n_files"]) == (0, 0, 1)
 
 
 def test_rejected_delivery_writes_no_bronze(
@@ -270,7 +272,7 @@ def bronze_versions(spark: SparkSession, bronze_settings: Settings) -> Iterator[
     yield {t: version(spark, t) for t in tables}
 
 
-def test_reingest_is_a_no_op(
+def test_reingest_is_a_no_op_and_a_bad_delivery_writes_nothing(
     spark: SparkSession,
     bronze_settings: Settings,
     landing: Path,
@@ -281,31 +283,25 @@ def test_reingest_is_a_no_op(
         shutil.rmtree(landing / bad)
     ledger = bronze_settings.table("ops", "deliveries")
     ledger_version = version(spark, ledger)
-    again = ingest_landing(spark, bronze_settings)
-    assert {r.status for r in again} == {"skipped"}
-    assert {(r.partner, r.rows_bronze) for r in again} == {("cccco", 4), ("ucop", 2), ("edd", 2)}
+    assert {r.status for r in ingest_landing(spark, bronze_settings)} == {"skipped"}
+    assert version(spark, ledger) == ledger_version  # nothing at all was written
     assert {t: version(spark, t) for t in bronze_versions} == bronze_versions
-    assert version(spark, ledger) == ledger_version
 
-
-def test_bad_delivery_of_a_known_feed_leaves_bronze_unchanged(
-    spark: SparkSession,
-    bronze_settings: Settings,
-    landing: Path,
-    results: dict[str, DeliveryResult],
-    bronze_versions: dict[str, int],
-) -> None:
     text = f"{CCC_HEADER}\nE9|C009|||Di|Ox|05/05/2005|F|333|2021FA|1.0\n"
     folder = make_delivery(landing, "cccco", "ccc_enrollment", "d2021", {"e.txt": text}, tamper={"bytes": 1})
     try:
-        (result,) = [r for r in ingest_landing(spark, bronze_settings) if r.delivery_id == "d2021"]
+        again = {r.delivery_id: r for r in ingest_landing(spark, bronze_settings)}
     finally:
         shutil.rmtree(folder)
-    assert (result.status, result.reason) == (
-        "rejected",
-        f"file e.txt: {len(text.encode())} bytes, the manifest says 1",
-    )
-    assert {t: version(spark, t) for t in bronze_versions} == bronze_versions
+    assert {(r.partner, r.status, r.rows_bronze) for r in again.values()} == {
+        ("cccco", "skipped", 4),
+        ("ucop", "skipped", 2),
+        ("edd", "skipped", 2),
+        ("cccco", "rejected", 0),
+    }
+    assert again["d2021"].reason == f"file e.txt: {len(text.encode())} bytes, the manifest says 1"
+    assert {t: version(spark, t) for t in bronze_versions} == bronze_versions  # the rejection wrote no data
+    assert version(spark, ledger) == ledger_version + 1  # only its ledger row
 
 
 def test_rerun_after_a_crash_replaces_the_delivery_rows(

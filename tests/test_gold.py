@@ -23,8 +23,7 @@ from lakehouse.gold.facts import FACT_POSTSECONDARY_ENROLLMENT, FACT_QUARTERLY_W
 from lakehouse.gold.linking import check_all_linked
 from lakehouse.gold.marts import MART_KEYS, hs_college_enrollment
 from lakehouse.gold.person import dim_person, resolve_attributes
-from lakehouse.session import create_databases
-from lakehouse.tables import table_comment, write_table
+from lakehouse.tables import table_comment
 
 T0 = dt.datetime(2024, 1, 10, 12, 0, 0)
 T1 = dt.datetime(2024, 6, 10, 12, 0, 0)
@@ -454,26 +453,26 @@ SILVER_ROWS: dict[str, list[dict[str, Any]]] = {
 }  # fmt: skip
 
 
-def _isolated(settings: Settings, prefix: str) -> Settings:
-    databases = dataclasses.replace(
-        settings.databases, silver=f"{prefix}_silver", mpi=f"{prefix}_mpi", gold=f"{prefix}_gold"
-    )
+def _isolated(settings: Settings, gold: str) -> Settings:
+    """Settings whose silver and mpi tables are global temporary views (no Delta writes to set them up) and
+    whose gold database is `gold`, so nothing here touches the tables other tests use."""
+    databases = dataclasses.replace(settings.databases, silver="global_temp", mpi="global_temp", gold=gold)
     return dataclasses.replace(settings, databases=databases)
 
 
-def _write_inputs(spark: SparkSession, settings: Settings, crosswalk: Mapping[str, str]) -> None:
-    create_databases(spark, settings)
+def _register_inputs(spark: SparkSession, settings: Settings, crosswalk: Mapping[str, str]) -> None:
     for feed_key, rows in SILVER_ROWS.items():
-        write_table(silver_df(spark, settings, feed_key, rows), settings.table("silver", feed_key))
+        silver_df(spark, settings, feed_key, rows).createOrReplaceGlobalTempView(feed_key)
     records = [(rid, partner, gender, race, year) for rid, (_p, partner, gender, race, year) in PERSONS.items()]
-    write_table(person_records_df(spark, records), settings.table("silver", "person_records"))
-    write_table(crosswalk_df(spark, crosswalk), settings.table("mpi", "crosswalk"))
+    person_records_df(spark, records).createOrReplaceGlobalTempView("person_records")
+    crosswalk_df(spark, crosswalk).createOrReplaceGlobalTempView("crosswalk")
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {settings.databases.gold}")
 
 
 @pytest.fixture(scope="module")
 def built_gold(spark: SparkSession, settings: Settings) -> Iterator[tuple[Settings, dict[str, int]]]:
-    isolated = _isolated(settings, "gold_test")
-    _write_inputs(spark, isolated, {rid: person[0] for rid, person in PERSONS.items()})
+    isolated = _isolated(settings, "gold_test_gold")
+    _register_inputs(spark, isolated, {rid: person[0] for rid, person in PERSONS.items()})
     yield isolated, build_gold(spark, isolated)
 
 
@@ -483,16 +482,25 @@ def test_build_gold_writes_every_table_with_its_grain(
     isolated, counts = built_gold
     assert set(counts) == set(gold_tables(isolated))
     assert len(GOLD_TABLES) == len(FACTS) + 2
-    for table in gold_tables(isolated):
+    for table in (isolated.table("gold", name) for name in ("dim_person", FACTS[0].name, GOLD_TABLES[-1])):
         assert table_comment(spark, table).startswith("Grain: one row per "), table
-        assert counts[table] == spark.read.table(table).count() > 0, table
-    for spec in FACTS:  # every source row lands in its fact
+    for spec in FACTS:  # every source row lands in its fact, once, on a unique grain with a person_id
+        assert spec.comment().startswith("Grain: one row per person per "), spec.name
         fact = spark.read.table(isolated.table("gold", spec.name))
-        total = fact.agg(F.sum("n_source_rows")).first()
-        assert total is not None
-        assert total[0] == sum(len(SILVER_ROWS[feed]) for feed in spec.feeds), spec.name
-        keys = fact.groupBy(*spec.grain_columns).count().where("count > 1 OR person_id IS NULL")
-        assert keys.count() == 0, f"{spec.name}: grain not unique or person_id null"
+        figures = fact.agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.sum("n_source_rows").alias("source_rows"),
+            F.count_distinct(F.struct(*spec.grain_columns)).alias("grains"),
+            F.count_if(F.col("person_id").isNull()).alias("no_person"),
+        ).first()
+        assert figures is not None
+        expected_source_rows = sum(len(SILVER_ROWS[feed]) for feed in spec.feeds)
+        assert figures.asDict() == {
+            "rows": counts[isolated.table("gold", spec.name)],
+            "source_rows": expected_source_rows,
+            "grains": figures["rows"],
+            "no_person": 0,
+        }, spec.name
 
 
 def test_build_gold_dim_person_wages_and_mart(spark: SparkSession, built_gold: tuple[Settings, dict[str, int]]) -> None:
@@ -536,12 +544,14 @@ def test_gold_has_no_pii_columns(
 def test_build_gold_refuses_rows_without_person_id(
     spark: SparkSession, built_gold: tuple[Settings, dict[str, int]]
 ) -> None:
-    built, _counts = built_gold  # same silver tables, a crosswalk that misses r11, a gold database of its own
-    databases = dataclasses.replace(built.databases, mpi="gold_unlinked_mpi", gold="gold_unlinked_gold")
-    isolated = dataclasses.replace(built, databases=databases)
-    create_databases(spark, isolated)
-    crosswalk = {rid: person[0] for rid, person in PERSONS.items() if rid != "r11"}
-    write_table(crosswalk_df(spark, crosswalk), isolated.table("mpi", "crosswalk"))
-    with pytest.raises(UnlinkedRecordsError, match=r"2 source rows .*dss_program_participation: 1, person_records: 1"):
-        build_gold(spark, isolated)
-    assert not spark.catalog.tableExists(isolated.table("gold", "fact_k12_enrollment"))
+    built, _counts = built_gold  # same silver views, a crosswalk that misses r11, a gold database of its own
+    isolated = _isolated(built, "gold_unlinked_gold")
+    _register_inputs(spark, isolated, {rid: person[0] for rid, person in PERSONS.items() if rid != "r11"})
+    try:
+        with pytest.raises(
+            UnlinkedRecordsError, match=r"2 source rows .*dss_program_participation: 1, person_records: 1"
+        ):
+            build_gold(spark, isolated)
+        assert not spark.catalog.tableExists(isolated.table("gold", "fact_k12_enrollment"))
+    finally:
+        _register_inputs(spark, built, {rid: person[0] for rid, person in PERSONS.items()})

@@ -17,8 +17,7 @@ from lakehouse.gold import load_gold_config
 from lakehouse.gold.marts import HS_COLLEGE_ENROLLMENT_COUNTS, MART_HS_COLLEGE_ENROLLMENT
 from lakehouse.public import PUBLIC_TABLES, SuppressionError, SuppressionSpec, build_public, public_tables, suppress
 from lakehouse.public.build import hs_college_enrollment_spec
-from lakehouse.session import create_databases
-from lakehouse.tables import table_comment, write_table
+from lakehouse.tables import table_comment
 
 MART_DDL = "cohort_year int, county_code string, group_dimension string, group_value string, n_graduates long"
 RESULT_DDL = (
@@ -230,9 +229,10 @@ def test_no_suppressed_cell_is_recoverable_on_random_tables(spark: SparkSession)
 
 
 def test_build_public_suppresses_the_gold_mart(spark: SparkSession, settings: Settings) -> None:
-    databases = dataclasses.replace(settings.databases, gold="public_test_gold", public="public_test_public")
+    # the gold mart is a global temporary view: build_public reads it by name like a table
+    databases = dataclasses.replace(settings.databases, gold="global_temp", public="public_test_public")
     isolated = dataclasses.replace(settings, databases=databases)
-    create_databases(spark, isolated)
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {databases.public}")
     columns = "cohort_year int, geography_level string, county_code string, group_dimension string, " \
         "group_value string, n_graduates long, n_enrolled_within_1yr long, enrollment_rate double, " \
         "n_enrolled_ccc long, n_enrolled_csu long, n_enrolled_uc long"  # fmt: skip
@@ -241,7 +241,7 @@ def test_build_public_suppresses_the_gold_mart(spark: SparkSession, settings: Se
         (2020, "county", "01", "all", "ALL", 52, 28, 0.5385, 19, 11, 0),
         (2020, "county", "02", "all", "ALL", 8, 2, 0.25, 1, 1, 0),
     ]
-    write_table(spark.createDataFrame(rows, columns), isolated.table("gold", MART_HS_COLLEGE_ENROLLMENT))
+    spark.createDataFrame(rows, columns).createOrReplaceGlobalTempView(MART_HS_COLLEGE_ENROLLMENT)
     counts = build_public(spark, isolated)
     assert PUBLIC_TABLES == ("hs_college_enrollment",)
     assert counts == {table: 3 for table in public_tables(isolated)}

@@ -20,6 +20,7 @@ from lakehouse.session import create_databases
 from lakehouse.silver import SilverResult, build_silver
 from lakehouse.silver.identity import IDENTITY_ROWS_SCHEMA, person_records
 from lakehouse.silver.standardize import hmac_tokenizer
+from lakehouse.silver.validate import with_failures
 from lakehouse.tables import write_table
 
 INGESTED_AT = datetime(2025, 1, 15, 8, 0, 0)
@@ -172,7 +173,9 @@ def table(spark: SparkSession, settings: Settings, layer: str, name: str) -> Dat
     return spark.read.table(settings.table(layer, name))
 
 
-def test_counts_reconcile_and_rebuild_is_idempotent(result: SilverResult, silver_settings: Settings) -> None:
+def test_counts_reconcile_and_rebuild_is_idempotent(
+    spark: SparkSession, result: SilverResult, silver_settings: Settings
+) -> None:
     assert result.rows == {
         "ts_silver.cccco_ccc_enrollment": 3,
         "ts_silver.cccco_ccc_awards": 1,
@@ -180,9 +183,17 @@ def test_counts_reconcile_and_rebuild_is_idempotent(result: SilverResult, silver
         "ts_silver.person_records": 4,
     }
     assert result.rows_quarantined == {"cccco_ccc_enrollment": 1, "cccco_ccc_awards": 1, "cde_k12_enrollment": 3}
-    for feed, bronze in result.rows_bronze.items():
-        assert bronze == result.rows[f"ts_silver.{feed}"] + result.rows_quarantined[feed]
+    assert result.rows_bronze == {"cccco_ccc_enrollment": 4, "cccco_ccc_awards": 2, "cde_k12_enrollment": 6}
     assert "ucop_uc_enrollment" in result.skipped_feeds
+    # the tables, after two builds, hold exactly the figures (no row written twice)
+    assert {t: spark.read.table(t).count() for t in result.rows} == result.rows
+    quarantined = (
+        table(spark, silver_settings, "quarantine", "rejected_rows")
+        .where(F.col("stage") == "silver")
+        .groupBy(F.concat_ws("_", "partner", "feed").alias("feed"))
+        .count()
+    )
+    assert {r["feed"]: r["count"] for r in quarantined.collect()} == result.rows_quarantined
 
 
 def test_failing_rows_are_quarantined_with_rule_column_and_reason(
@@ -320,3 +331,28 @@ def test_local_ids_of_two_partners_never_share_a_token(spark: SparkSession) -> N
     )
     assert_df_equality(actual, expected, ignore_row_order=True)
     assert persons.select("record_id").distinct().count() == 3
+
+
+def test_with_failures_lists_every_failed_check(spark: SparkSession, settings: Settings) -> None:
+    feed = settings.feed("edd", "ui_wages")
+    wage = {"wage_record_id": "W1", "employer_id": "E1", "year": "2020", "quarter": "1", "wages": "10.00"}
+    rows = [
+        {**wage, "last_name": "SMITH", "first_name": "J"},
+        {**wage, "ssn": "000-00-0000", "last_name": " - "},
+        {**wage, "ssn": "123456780", "year": "20x0", "quarter": "5", "wages": "ten"},
+        {},
+    ]
+    checked = bronze_rows(spark, feed, rows).transform(with_failures, feed)
+    actual = checked.select(
+        "line_number", F.transform("failures", lambda f: F.concat_ws(":", f["rule"], f["column"])).alias("checks")
+    )
+    expected = spark.createDataFrame(
+        [
+            (2, []),
+            (3, ["identity"]),
+            (4, ["type:year", "allowed_values:quarter", "type:wages"]),
+            (5, ["required:wage_record_id", "required:employer_id", "required:year", "required:quarter", "identity"]),
+        ],
+        actual.schema,
+    )
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)

@@ -78,9 +78,7 @@ LEDGER_COMMENT = (
 )
 LINEAGE_COMMENTS = {
     "delivery_id": "landing delivery folder the row came from (the table is partitioned by it)",
-    "source_file": "name of the delivered file, as listed in the delivery's _manifest.json",
-    "line_number": "1-based physical line of the row in source_file",
-    "ingested_at": "when bronze ingested the delivery (UTC)",
+    "line_number": "1-based physical line of the row in source_file (a file name from the delivery's manifest)",
 }
 
 

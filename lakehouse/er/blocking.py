@@ -156,8 +156,9 @@ def rule_pairs(flagged: DataFrame, rules: Sequence[DeterministicRule], index: in
 def block(records: DataFrame, rules: Sequence[DeterministicRule]) -> Blocking:
     """Candidate pairs of `records` (one row per record, `record_id` unique) under `rules`, in rule order.
 
-    Returns lazy DataFrames: `pairs` (record_id_l, record_id_r, rule; each unordered pair once, labelled with
-    the first rule that produced it) and `capped` (rule, block_key_hash, block_size; one row per block left out).
+    Returns `pairs` (record_id_l, record_id_r, rule; each unordered pair once, labelled with the first rule that
+    produced it) and `capped` (rule, block_key_hash, block_size; one row per block left out). Both are lazy, but
+    the flagged records they join are materialized here (one Spark job) so that the rules' joins share them.
     """
     check_rules(records, rules)
     if not rules:
@@ -169,7 +170,8 @@ def block(records: DataFrame, rules: Sequence[DeterministicRule]) -> Blocking:
     slim = records.select("record_id", *key_columns)
     oversized = [oversized_blocks(slim, rule) for rule in rules]
     capped_parts = [capped_blocks(big, rule) for big, rule in zip(oversized, rules, strict=True)]
-    flagged = with_rule_flags(slim, rules, oversized)
+    # Every rule's join reads the flagged records; materialize them once instead of once per join side.
+    flagged = with_rule_flags(slim, rules, oversized).localCheckpoint(eager=True)
     pairs = rule_pairs(flagged, rules, 0)
     for index in range(1, len(rules)):
         pairs = pairs.unionByName(rule_pairs(flagged, rules, index))

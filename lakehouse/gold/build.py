@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.config import Settings
@@ -68,6 +69,14 @@ def with_column_comments(df: DataFrame, comments: Mapping[str, str]) -> DataFram
     )
 
 
+@dataclass(frozen=True)
+class WriteMetrics:
+    """What one table write observed: its rows, and the null count of each column asked about."""
+
+    rows: int
+    nulls: dict[str, int] = field(default_factory=dict)
+
+
 def write_gold_table(
     df: DataFrame,
     table: str,
@@ -75,15 +84,28 @@ def write_gold_table(
     comment: str,
     column_comments: Mapping[str, str],
     partition_by: Sequence[str] = (),
-) -> int:
-    """Overwrite `table` with `df`, its table and column comments in place; returns the table's row count."""
+    count_nulls: Sequence[str] = (),
+) -> WriteMetrics:
+    """Overwrite `table` with `df`, its table and column comments in place.
+
+    Rows, and nulls of the `count_nulls` columns, are counted by an observation during the write itself
+    (no second job over the data).
+    """
     started = time.perf_counter()
+    observed = Observation(f"metrics of {table}")
+    metrics = [F.count(F.lit(1)).alias("rows")]
+    metrics += [F.count_if(F.col(c).isNull()).alias(f"null:{c}") for c in count_nulls]
     write_table(
-        with_column_comments(df, column_comments), table, mode="overwrite", partition_by=partition_by, comment=comment
+        with_column_comments(df, column_comments).observe(observed, *metrics),
+        table,
+        mode="overwrite",
+        partition_by=partition_by,
+        comment=comment,
     )
-    rows = df.sparkSession.read.table(table).count()
-    logger.info("wrote %s: %d rows in %.1f s", table, rows, time.perf_counter() - started)
-    return rows
+    values = observed.get
+    result = WriteMetrics(int(values["rows"]), {c: int(values[f"null:{c}"]) for c in count_nulls})
+    logger.info("wrote %s: %d rows in %.1f s", table, result.rows, time.perf_counter() - started)
+    return result
 
 
 def build_gold(spark: SparkSession, settings: Settings, *, config: GoldConfig | None = None) -> dict[str, int]:
@@ -106,27 +128,33 @@ def build_gold(spark: SparkSession, settings: Settings, *, config: GoldConfig | 
     for spec in FACTS:
         fact = build_fact(spec, silver, crosswalk, config)
         table = settings.table("gold", spec.name)
-        counts[table] = write_gold_table(
-            fact, table, comment=spec.comment(), column_comments=spec.column_comments(), partition_by=spec.partition_by
+        written = write_gold_table(
+            fact,
+            table,
+            comment=spec.comment(),
+            column_comments=spec.column_comments(),
+            partition_by=spec.partition_by,
+            count_nulls=spec.expect_not_null,
         )
+        counts[table] = written.rows
+        for column, nulls in written.nulls.items():
+            if nulls:
+                logger.warning(
+                    "gold: %s has %d rows with a null %s (a source value conf/gold.yaml cannot interpret)",
+                    table,
+                    nulls,
+                    column,
+                )
 
     def gold(name: str) -> DataFrame:
         return spark.read.table(settings.table("gold", name))
-
-    unparsed = gold("fact_postsecondary_enrollment").where(F.col("term_start_date").isNull()).count()
-    if unparsed:
-        logger.warning(
-            "gold: %d postsecondary enrollment rows have a term_code that conf/gold.yaml terms cannot parse; "
-            "they have no term_start_date and count as no enrollment in the marts",
-            unparsed,
-        )
 
     records = with_person_records(person_records, crosswalk, record_last_seen(silver))
     sed = sed_persons(gold("fact_k12_enrollment"), gold("fact_program_participation"), config.person.sed_programs)
     table = settings.table("gold", DIM_PERSON)
     counts[table] = write_gold_table(
         dim_person(records, sed, config.person), table, comment=DIM_PERSON_COMMENT, column_comments=DIM_PERSON_COLUMNS
-    )
+    ).rows
 
     mart = hs_college_enrollment(
         graduation=gold("fact_k12_graduation"),
@@ -144,5 +172,5 @@ def build_gold(spark: SparkSession, settings: Settings, *, config: GoldConfig | 
         comment=HS_COLLEGE_ENROLLMENT_COMMENT,
         column_comments=HS_COLLEGE_ENROLLMENT_COLUMNS,
         partition_by=("cohort_year",),
-    )
+    ).rows
     return counts

@@ -67,6 +67,8 @@ class FactSpec:
     derived: tuple[FactColumn, ...] = ()
     derive: Callable[[DataFrame, GoldConfig], DataFrame] | None = None
     partition_by: tuple[str, ...] = ()
+    expect_not_null: tuple[str, ...] = ()
+    """Derived columns a null in which means conf/gold.yaml could not interpret a source value (logged)."""
 
     @property
     def grain_columns(self) -> list[str]:
@@ -296,6 +298,7 @@ FACT_POSTSECONDARY_ENROLLMENT = FactSpec(
         FactColumn("term_start_date", "date", "Start date of the term (conf/gold.yaml terms)"),
     ),
     derive=with_term_fields,
+    expect_not_null=("term_start_date",),
 )
 
 FACT_POSTSECONDARY_AWARD = FactSpec(
@@ -349,6 +352,7 @@ FACT_POSTSECONDARY_AWARD = FactSpec(
         FactColumn("academic_year", "int", "July-June academic year of award_date, as its spring year"),
     ),
     derive=with_award_level,
+    expect_not_null=("award_level",),
 )
 
 FACT_FINANCIAL_AID_APPLICATION = FactSpec(

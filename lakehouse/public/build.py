@@ -85,5 +85,5 @@ def build_public(spark: SparkSession, settings: Settings, *, config: GoldConfig 
             "minus visible counts across groups or across counties; rates are suppressed with their counts."
         ),
         column_comments=suppressed_column_comments(HS_COLLEGE_ENROLLMENT_COLUMNS, spec),
-    )
+    ).rows
     return {table: rows}

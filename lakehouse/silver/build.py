@@ -11,7 +11,9 @@ For each feed with a bronze table:
 5. the silver-stage quarantine rows of all feeds replace the previous silver-stage rows in one commit.
 
 Every table is overwritten and the quarantine rows replaced, so a rebuild gives the same tables.
-Counts reconcile per feed: bronze rows = silver rows + silver-stage quarantine rows.
+Counts reconcile per feed by construction: a bronze row is either valid (one silver row; the join to its
+record_id keeps row counts, since identity_key is unique in person_records) or rejected (one
+silver-stage quarantine row).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.bronze.quarantine import empty_quarantine, quarantine_table, replace_quarantine
+from lakehouse.bronze.quarantine import empty_quarantine, replace_quarantine
 from lakehouse.config import FeedConfig, Settings
 from lakehouse.silver.identity import IDENTITY_ROWS_SCHEMA, identity_rows, person_records, with_identity
 from lakehouse.silver.standardize import hmac_tokenizer
@@ -97,6 +99,7 @@ def build_silver(spark: SparkSession, settings: Settings) -> SilverResult:
     )
     persons = person_records(identities, tokenize).persist(StorageLevel.MEMORY_AND_DISK)
     try:
+        n_persons = persons.count()  # computes the tokens once; the writes below reuse them
         write_table(
             persons.drop("identity_key"),
             person_records_table(settings),
@@ -115,7 +118,13 @@ def build_silver(spark: SparkSession, settings: Settings) -> SilverResult:
         empty_quarantine(spark),
     )
     replace_quarantine(settings, rejected, F.col("stage") == F.lit("silver"))
-    return _figures(spark, settings, feeds, skipped)
+    result = SilverResult(
+        rows={person_records_table(settings): n_persons},
+        skipped_feeds=tuple(f.key for f in skipped),
+    )
+    for feed in feeds:
+        _count_feed(result, settings, feed, checked[feed.key])
+    return result
 
 
 def _write_feed(settings: Settings, feed: FeedConfig, valid: DataFrame, record_ids: DataFrame) -> None:
@@ -137,32 +146,13 @@ def _write_feed(settings: Settings, feed: FeedConfig, valid: DataFrame, record_i
     )
 
 
-def _figures(
-    spark: SparkSession, settings: Settings, feeds: list[FeedConfig], skipped: list[FeedConfig]
-) -> SilverResult:
-    rows = {silver_table(settings, f): spark.read.table(silver_table(settings, f)).count() for f in feeds}
-    rows[person_records_table(settings)] = spark.read.table(person_records_table(settings)).count()
-    bronze = {f.key: spark.read.table(settings.table("bronze", f.key)).count() for f in feeds}
-    by_feed = (
-        spark.read.table(quarantine_table(settings))
-        .where(F.col("stage") == F.lit("silver"))
-        .groupBy("partner", "feed")
-        .count()
-        .collect()
-    )
-    counted = {f"{r['partner']}_{r['feed']}": int(r["count"]) for r in by_feed}
-    quarantined = {f.key: counted.get(f.key, 0) for f in feeds}
-    for feed in feeds:
-        silver_rows = rows[silver_table(settings, feed)]
-        level = logging.INFO if bronze[feed.key] == silver_rows + quarantined[feed.key] else logging.ERROR
-        logger.log(
-            level,
-            "silver %s: %d bronze rows -> %d silver + %d quarantined",
-            feed.key,
-            bronze[feed.key],
-            silver_rows,
-            quarantined[feed.key],
-        )
-    return SilverResult(
-        rows=rows, rows_quarantined=quarantined, rows_bronze=bronze, skipped_feeds=tuple(f.key for f in skipped)
-    )
+def _count_feed(result: SilverResult, settings: Settings, feed: FeedConfig, checked: DataFrame) -> None:
+    """Add one feed's figures to `result`: bronze rows, silver rows (valid) and quarantined rows, one job."""
+    counts = checked.agg(
+        F.count(F.lit(1)).alias("bronze"), F.count_if(F.size("failures") == F.lit(0)).alias("valid")
+    ).first()
+    bronze, valid = (int(counts["bronze"]), int(counts["valid"])) if counts else (0, 0)
+    result.rows[silver_table(settings, feed)] = valid
+    result.rows_bronze[feed.key] = bronze
+    result.rows_quarantined[feed.key] = bronze - valid
+    logger.info("silver %s: %d bronze rows -> %d silver + %d quarantined", feed.key, bronze, valid, bronze - valid)

@@ -5,10 +5,14 @@ Which problems reject a row (it goes to quarantine instead of silver):
   the contract says the partner always sends it;
 - `type`: a non-identity column has a value that does not parse as its YAML type (int, long, double,
   decimal, date in the column's format, boolean Y/N/TRUE/FALSE/1/0);
-- `allowed_values`: a non-identity column has a value outside its `allowed` list.
-Identity values are never a reason to reject a row beyond `required`: an unparseable birth date, an
-invalid SSN or an unknown gender spelling becomes a null in silver.person_records (the raw value stays
-in bronze), because the row's facts (an enrollment, a wage) are still true and linkage works with the
+- `allowed_values`: a non-identity column has a value outside its `allowed` list;
+- `identity`: the row has no usable identifying value at all (ids, names, birth date and address all
+  missing or invalid after standardization; gender, race or zip alone identify no one). Such a row
+  belongs to no one, and keeping it would collapse all of a partner's anonymous rows into one fake
+  person record.
+Otherwise identity values are never a reason to reject a row: an unparseable birth date, an invalid
+SSN or an unknown gender spelling becomes a null in silver.person_records (the raw value stays in
+bronze), because the row's facts (an enrollment, a wage) are still true and linkage works with the
 identity values that are left.
 """
 
@@ -21,6 +25,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.config import ColumnConfig, FeedConfig
+from lakehouse.silver.identity import standardized_identity
 from lakehouse.silver.standardize import parse_date
 
 TRUE_SPELLINGS = ("Y", "YES", "T", "TRUE", "1")
@@ -88,9 +93,25 @@ def column_failures(column: ColumnConfig) -> list[Column]:
     return checks
 
 
+IDENTIFYING = ("local_id", "ssn", "ssid", "first_name", "middle_name", "last_name", "birth_date", "address_line")
+"""Standardized values that can tell people apart (gender, race, city or zip alone cannot)."""
+
+
+def identity_failure(feed: FeedConfig) -> Column:
+    """(identity, null, message) when none of the row's identifying values survives standardization."""
+    standardized = standardized_identity(feed)
+    values = [standardized[name].cast("string") for name in IDENTIFYING]
+    message = F.lit("no usable identity value: every identifying column is missing or invalid after standardization")
+    failure = F.struct(
+        F.lit("identity").alias("rule"), F.lit(None).cast("string").alias("column"), message.alias("message")
+    )
+    return F.when(F.coalesce(*values).isNull(), failure)
+
+
 def with_failures(bronze: DataFrame, feed: FeedConfig) -> DataFrame:
     """Add `failures`: every check the row fails, in column order (rule, column, message); empty when valid."""
     checks = [check for column in feed.columns for check in column_failures(column)]
+    checks.append(identity_failure(feed))
     failures = F.array_compact(F.array(*checks)) if checks else F.array().cast(T.ArrayType(FAILURE_TYPE))
     return bronze.withColumn("failures", failures)
 

@@ -9,7 +9,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import reduce
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -21,7 +20,7 @@ from lakehouse.synth.context import FeedContext
 from lakehouse.synth.draws import Draws
 from lakehouse.synth.keys import MAX_PEOPLE
 from lakehouse.synth.landing import store_for, write_files, write_manifest
-from lakehouse.synth.people import build_people, donor_id, shared_ssn_hubs
+from lakehouse.synth.people import donor_id, people_core, shared_ssn_hubs, with_life_course
 from lakehouse.synth.reference import Reference, load_reference
 from lakehouse.synth.render import csv_header, render_lines
 from lakehouse.synth.wages import FIRST_QUARTER_INDEX
@@ -95,17 +94,31 @@ def file_count(people: int, rows_per_person: float, synth: SynthSettings) -> int
     return max(synth.files_per_feed, math.ceil(expected / synth.rows_per_file))
 
 
+def generator_session(spark: SparkSession) -> SparkSession:
+    """A session sharing `spark`'s context and cache with the generator's own SQL settings.
+
+    The generator's projections (dozens of hash draws per column) are too large for whole-stage code
+    generation: Spark would try, fail with "code grows beyond 64 KB" and fall back, per query. Compiling
+    each operator on its own works at once. The caller's session keeps its settings.
+    """
+    session = spark.newSession()
+    session.conf.set("spark.sql.codegen.wholeStage", "false")
+    return session
+
+
 def generate(
     spark: SparkSession, settings: Settings, people: int, seed: int, delivery_id: str | None = None
 ) -> GenerateResult:
     """Generate `people` synthetic people and write one delivery of every configured feed into landing.
 
     Each feed's delivery goes to `<landing>/<partner>/<feed>/<delivery_id>/` (data files and `_manifest.json`);
-    the ground truth (partner, feed, record_key, person_key for every data row) overwrites the Parquet
-    dataset at `storage.ground_truth`, and the true people (attributes and hard cases) the `people` dataset
-    beside it. The same seed and people give byte-identical data files.
+    the ground truth (partner, feed, record_key, person_key for every data row) replaces the Parquet dataset
+    at `storage.ground_truth` (partitioned by partner and feed: `spark.read.parquet` gives the four columns),
+    and the true people (attributes and hard cases) the `people` dataset beside it. The same seed and people
+    give byte-identical data files.
     """
     started = time.monotonic()
+    spark = generator_session(spark)
     synth = settings.synth
     delivery = delivery_id or default_delivery_id(seed)
     check_arguments(people, seed, delivery, synth)
@@ -121,12 +134,15 @@ def generate(
     ref = load_reference()
     draws = Draws(seed)
     partitions = max(spark.sparkContext.defaultParallelism, math.ceil(people / PEOPLE_PER_PARTITION))
-    population = build_people(spark, people, seed, synth=synth, ref=ref, partitions=partitions)
-    population = population.persist(StorageLevel.MEMORY_AND_DISK)
+    core = people_core(spark, people, seed, synth=synth, ref=ref, partitions=partitions)
+    core = core.persist(StorageLevel.MEMORY_AND_DISK)
+    population = with_life_course(core, seed, ref=ref).persist(StorageLevel.MEMORY_AND_DISK)
+    truth_path = settings.storage.path("ground_truth").rstrip("/")
+    store_for(spark, truth_path).delete(truth_path)
     try:
-        logger.info("generating %d people (seed %d) in %d partitions", people, seed, population.count())
+        logger.info("generating %d people (seed %d) in %d partitions", population.count(), seed, partitions)
 
-        def write_feed(feed: FeedConfig) -> tuple[FeedResult, DataFrame]:
+        def write_feed(feed: FeedConfig) -> FeedResult:
             feed_started = time.monotonic()
             spec = specs[feed.key]
             n_files = file_count(people, spec.rows_per_person, synth)
@@ -140,9 +156,16 @@ def generate(
                 n_files=n_files,
             )
             header = csv_header(feed) if feed.format == "csv" and feed.header else None
-            files = write_files(
-                spark, lines, feed, folder=folders[feed.key], n_files=n_files, header=header, store=store
-            )
+            # The rows are computed once: the landing files and the ground truth both read them from the cache.
+            lines = lines.persist(StorageLevel.MEMORY_AND_DISK)
+            try:
+                files = write_files(
+                    spark, lines, feed, folder=folders[feed.key], n_files=n_files, header=header, store=store
+                )
+                truth = lines.select("record_key", "person_key")
+                truth.write.mode("overwrite").parquet(f"{truth_path}/partner={feed.partner}/feed={feed.name}")
+            finally:
+                lines.unpersist()
             write_manifest(store, folders[feed.key], feed, delivery, files)
             result = FeedResult(
                 partner=feed.partner,
@@ -159,31 +182,22 @@ def generate(
                 len(result.files),
                 time.monotonic() - feed_started,
             )
-            return result, _truth(lines, feed)
+            return result
 
         # Feeds are independent Spark jobs: running a few at once keeps both the driver (planning, code
         # generation) and the executors busy. The output does not depend on the order.
         with ThreadPoolExecutor(max_workers=min(FEED_THREADS, len(feeds))) as pool:
-            outcomes = list(pool.map(write_feed, feeds))
-        results = [result for result, _ in outcomes]
-        truth_path = settings.storage.path("ground_truth")
-        reduce(DataFrame.unionByName, [truth for _, truth in outcomes]).write.mode("overwrite").parquet(truth_path)
+            results = list(pool.map(write_feed, feeds))
         diagnostics = people_path(settings)
         true_people(spark, population, draws=draws, ref=ref, people=people, synth=synth).write.mode(
             "overwrite"
         ).parquet(diagnostics)
     finally:
         population.unpersist()
+        core.unpersist()
     seconds = time.monotonic() - started
     logger.info("generated delivery %s for %d people (seed %d) in %.1f s", delivery, people, seed, seconds)
     return GenerateResult(delivery, people, seed, tuple(results), truth_path, diagnostics, seconds)
-
-
-def _truth(lines: DataFrame, feed: FeedConfig) -> DataFrame:
-    """Ground-truth rows of one feed: partner, feed, record_key, person_key."""
-    return lines.select(
-        F.lit(feed.partner).alias("partner"), F.lit(feed.name).alias("feed"), "record_key", "person_key"
-    )
 
 
 def true_people(
