@@ -142,6 +142,7 @@ class SynthSettings:
     name_typo_rate: float = 0.02
     name_swap_rate: float = 0.005
     dob_swap_rate: float = 0.01
+    partitions: int = 0
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,7 @@ FIRST_DELIVERY = [
 ]
 
 
-def test_link_writes_pairs_crosswalk_history_and_is_stable(spark: SparkSession, clean_mpi: Settings) -> None:
+def test_link_is_stable_and_records_merges(spark: SparkSession, clean_mpi: Settings) -> None:
     settings = clean_mpi
     write_person_records(spark, settings, FIRST_DELIVERY)
 
@@ -161,36 +161,20 @@ def test_link_writes_pairs_crosswalk_history_and_is_stable(spark: SparkSession, 
     assert_same(crosswalk_of(spark, settings).drop("run_id"), expected_crosswalk.drop("run_id"))
     assert history_of(spark, settings, "run-2").count() == 0
 
-
-def test_history_records_a_merge_then_a_split(spark: SparkSession, clean_mpi: Settings) -> None:
-    settings = clean_mpi
-    first = [person("a1", ssn="S1"), person("a2", ssn="S1"), person("b1", ssn="S2"), person("b2", ssn="S2")]
-    write_person_records(spark, settings, first)
-    link(spark, settings, "run-1")
-
-    # x9 shares a1's SSN and b1's name and birth date: the two persons become one; b1's id disappears.
-    bridge = person("x9", ssn="S1", first="BO", last="KIM", birth=D2)
-    b1_named = person("b1", ssn="S2", first="BO", last="KIM", birth=D2)
-    write_person_records(spark, settings, [*first[:2], b1_named, first[3], bridge])
-    merged = link(spark, settings, "run-2")
-    assert (merged.n_persons, merged.largest_cluster) == (1, 5)
-    expected_run_2 = spark.createDataFrame(
-        [(pid("b1"), "merged", "b1", f"merged into {pid('a1')}: 2 of its 2 record(s) now under that person")],
-        HISTORY_SCHEMA,
+    # A new record shares A's SSN and C's name and birth date: C's id disappears into A's (a1 < c1).
+    bridge = person("x9", partner="ctc", ssn="S1", first="ANA", last="LOPEZ", birth=D1)
+    write_person_records(spark, settings, [*FIRST_DELIVERY, bridge])
+    merged = link(spark, settings, "run-3")
+    assert dataclasses.replace(merged, iterations=0) == LinkResult(
+        n_records=7, n_pairs=7, n_persons=2, n_capped_blocks=0, iterations=0, largest_cluster=6
     )
-    assert_same(history_of(spark, settings, "run-2"), expected_run_2)
-
-    # The bridge leaves again: a1's person splits and b1's id comes back as a new person.
-    write_person_records(spark, settings, first)
-    link(spark, settings, "run-3")
     expected_run_3 = spark.createDataFrame(
-        [
-            (pid("a1"), "split", "a1", f"split into 2 persons: {', '.join(sorted([pid('a1'), pid('b1')]))}"),
-            (pid("b1"), "created", "b1", f"new person id for 2 record(s), 2 of them previously under {pid('a1')}"),
-        ],
+        [(pid("c1"), "merged", "c1", f"merged into {pid('a1')}: 2 of its 2 record(s) now under that person")],
         HISTORY_SCHEMA,
     )
     assert_same(history_of(spark, settings, "run-3"), expected_run_3)
+    persons = crosswalk_of(spark, settings).groupBy("person_id").agg(F.count(F.lit(1)).alias("n"))
+    assert_same(persons, spark.createDataFrame([(pid("a1"), 6), (pid("d0"), 1)], "person_id string, n long"))
 
 
 def test_capped_block_is_reported_by_hash_and_links_nobody(spark: SparkSession, clean_mpi: Settings) -> None:

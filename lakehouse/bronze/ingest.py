@@ -139,10 +139,14 @@ def _ingested_deliveries(spark: SparkSession, settings: Settings) -> dict[tuple[
         spark.read.table(table)
         .where(F.col("status") == F.lit("ingested"))
         .groupBy("partner", "feed", "delivery_id")
-        .agg(F.max_by(F.struct(*[c for c in LEDGER_SCHEMA.fieldNames()]), "ingested_at").alias("row"))
+        .agg(F.max_by(F.struct(*LEDGER_SCHEMA.fieldNames()), "ingested_at").alias("row"))
         .select("row.*")
     )
     return {(r["partner"], r["feed"], r["delivery_id"]): r.asDict() for r in latest.collect()}
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) else 0
 
 
 def _skipped(fs: LandingFileSystem, folder: DeliveryFolder, previous: dict[str, object]) -> DeliveryResult:
@@ -155,9 +159,9 @@ def _skipped(fs: LandingFileSystem, folder: DeliveryFolder, previous: dict[str, 
         feed=folder.feed,
         delivery_id=folder.delivery_id,
         status="skipped",
-        rows_in_files=int(str(previous["rows_in_files"] or 0)),
-        rows_bronze=int(str(previous["rows_bronze"] or 0)),
-        rows_quarantined=int(str(previous["rows_quarantined"] or 0)),
+        rows_in_files=_count(previous["rows_in_files"]),
+        rows_bronze=_count(previous["rows_bronze"]),
+        rows_quarantined=_count(previous["rows_quarantined"]),
         reason=reason,
     )
 

@@ -27,13 +27,10 @@ logger = logging.getLogger(__name__)
 KEY_SEPARATOR = "\u001f"
 """Joins the columns of a block key before hashing (the ASCII unit separator: not in standardized values)."""
 
-PAIR_COLUMNS = ("record_id_l", "record_id_r", "rule")
-CAPPED_COLUMNS = ("rule", "block_key_hash", "block_size")
-
 
 @dataclass(frozen=True)
 class Blocking:
-    """Lazy results of blocking: `pairs` (record_id_l, record_id_r, rule) and `capped` (one row per capped block)."""
+    """Results of blocking: `pairs` (record_id_l, record_id_r, rule) and `capped` (one row per capped block)."""
 
     pairs: DataFrame
     capped: DataFrame
@@ -106,19 +103,17 @@ def capped_blocks(oversized: DataFrame, rule: DeterministicRule) -> DataFrame:
     )
 
 
-def with_rule_flags(
-    records: DataFrame, rules: Sequence[DeterministicRule], oversized: Sequence[DataFrame]
-) -> DataFrame:
+def with_rule_flags(records: DataFrame, rules: Sequence[DeterministicRule], capped: DataFrame) -> DataFrame:
     """Add is_blocked_by_rule_<i> per rule: the record's key of rule i is complete and its block is not capped.
 
-    `oversized[i]` holds the capped blocks of `rules[i]` (see `oversized_blocks`); it is small, and the left
-    joins that mark capped records match on the key hash, with a record of its own for a record whose key is
-    incomplete, so the many records without a key (no SSN, say) do not all meet in one partition.
+    `capped` lists the capped blocks of every rule (rule, block_key_hash, block_size); it is small, so each left
+    join that marks capped records can be a broadcast join. A record whose key is incomplete joins on a value of
+    its own, so the many records without a key (no SSN, say) never meet in one partition.
     """
     flagged = records
-    for index, (rule, big) in enumerate(zip(rules, oversized, strict=True)):
+    for index, rule in enumerate(rules):
         marker = f"capped_key_hash_{index}"
-        marks = capped_blocks(big, rule).select(F.col("block_key_hash").alias(marker))
+        marks = capped.where(F.col("rule") == F.lit(rule.name)).select(F.col("block_key_hash").alias(marker))
         own_key = F.coalesce(block_key_hash(rule.columns), F.concat(F.lit("no key|"), F.col("record_id")))
         flagged = (
             flagged.join(marks, on=own_key == F.col(marker), how="left")
@@ -157,8 +152,8 @@ def block(records: DataFrame, rules: Sequence[DeterministicRule]) -> Blocking:
     """Candidate pairs of `records` (one row per record, `record_id` unique) under `rules`, in rule order.
 
     Returns `pairs` (record_id_l, record_id_r, rule; each unordered pair once, labelled with the first rule that
-    produced it) and `capped` (rule, block_key_hash, block_size; one row per block left out). Both are lazy, but
-    the flagged records they join are materialized here (one Spark job) so that the rules' joins share them.
+    produced it) and `capped` (rule, block_key_hash, block_size; one row per block left out). The capped blocks
+    and the records flagged with them are materialized here (two Spark jobs); the pairs stay lazy.
     """
     check_rules(records, rules)
     if not rules:
@@ -168,15 +163,15 @@ def block(records: DataFrame, rules: Sequence[DeterministicRule]) -> Blocking:
         return Blocking(pairs=empty_pairs, capped=empty_capped)
     key_columns = list(dict.fromkeys(c for rule in rules for c in rule.columns))
     slim = records.select("record_id", *key_columns)
-    oversized = [oversized_blocks(slim, rule) for rule in rules]
-    capped_parts = [capped_blocks(big, rule) for big, rule in zip(oversized, rules, strict=True)]
-    # Every rule's join reads the flagged records; materialize them once instead of once per join side.
-    flagged = with_rule_flags(slim, rules, oversized).localCheckpoint(eager=True)
+    capped = capped_blocks(oversized_blocks(slim, rules[0]), rules[0])
+    for rule in rules[1:]:
+        capped = capped.unionByName(capped_blocks(oversized_blocks(slim, rule), rule))
+    # Materialized once each: the capped blocks are reported and read by every rule's flag; the flagged records
+    # are read by both sides of every rule's join.
+    capped = capped.localCheckpoint(eager=True)
+    flagged = with_rule_flags(slim, rules, capped).localCheckpoint(eager=True)
     pairs = rule_pairs(flagged, rules, 0)
     for index in range(1, len(rules)):
         pairs = pairs.unionByName(rule_pairs(flagged, rules, index))
-    capped = capped_parts[0]
-    for part in capped_parts[1:]:
-        capped = capped.unionByName(part)
     logger.info("blocking with %d rules: %s", len(rules), ", ".join(r.name for r in rules))
     return Blocking(pairs=pairs, capped=capped)

@@ -7,7 +7,8 @@ self-loops or duplicates. One iteration is a large-star step followed by a small
 - small-star: every node u with smaller neighbours S(u) is linked to m = min(S(u)), and so is every node of S(u).
 
 Both steps keep components and converge to one star per component, centred on its smallest node, in
-O(log^2 n) iterations (a path of n nodes needs about log n, not n as min-label propagation would). Each row
+O(log^2 n) iterations (a path of n nodes needs about log n, not n as min-label propagation would). An
+iteration costs three shuffles: a window per node for each step and the removal of repeated edges. Each row
 carries `is_changed`: whether the step altered it. An iteration that changes nothing proves the graph is a
 union of stars (every destination is a root and every source has one parent), so the loop needs one action
 per iteration, a count of changed edges, after the lineage is cut with a local checkpoint.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 logger = logging.getLogger(__name__)
@@ -48,62 +49,54 @@ def oriented_edges(pairs: DataFrame, left: str = "record_id_l", right: str = "re
     )
 
 
-def smallest_neighbours(edges: DataFrame) -> DataFrame:
-    """One row per node with a smaller neighbour: node, min_neighbour, n_neighbours, was_changed."""
-    aggregates = [
-        F.min("dst").alias("min_neighbour"),
-        F.count(F.lit(1)).alias("n_neighbours"),
-    ]
-    if "is_changed" in edges.columns:
-        aggregates.append(F.bool_or("is_changed").alias("was_changed"))
-    else:
-        aggregates.append(F.lit(False).alias("was_changed"))
-    return edges.groupBy(F.col("src").alias("node")).agg(*aggregates)
-
-
 def large_star(edges: DataFrame) -> DataFrame:
-    """One row per edge after the large-star step: src, dst (src > dst), is_changed.
+    """One row per edge after the large-star step (repeats possible): src, dst (src > dst), is_changed.
 
-    Edge (v, u) becomes (v, m(u)) with m(u) the smallest of u and its neighbours; it is changed when u has a
-    smaller neighbour.
+    Edge (v, u) with v > u becomes (v, m(u)), m(u) being the smallest of u and all its neighbours; it is
+    changed when m(u) is not u. One shuffle: a window over each node's full neighbourhood.
     """
-    minimum = smallest_neighbours(edges.select("src", "dst")).select("node", "min_neighbour")
-    moved = (
-        edges.alias("e")
-        .join(minimum.alias("m"), on=F.col("e.dst") == F.col("m.node"), how="left")
+    both_ways = edges.select(F.col("src").alias("node"), F.col("dst").alias("neighbour")).unionByName(
+        edges.select(F.col("dst").alias("node"), F.col("src").alias("neighbour"))
+    )
+    neighbourhood = Window.partitionBy("node")
+    smallest = F.least(F.min("neighbour").over(neighbourhood), F.col("node"))
+    return (
+        both_ways.withColumn("smallest", smallest)
+        .where(F.col("neighbour") > F.col("node"))
         .select(
-            F.col("e.src").alias("src"),
-            F.coalesce(F.col("m.min_neighbour"), F.col("e.dst")).alias("dst"),
-            F.col("m.min_neighbour").isNotNull().alias("is_changed"),
+            F.col("neighbour").alias("src"),
+            F.col("smallest").alias("dst"),
+            (F.col("smallest") != F.col("node")).alias("is_changed"),
         )
     )
-    return moved.groupBy("src", "dst").agg(F.bool_or("is_changed").alias("is_changed"))
 
 
 def small_star(edges: DataFrame) -> DataFrame:
     """One row per edge after the small-star step: src, dst (src > dst), is_changed (carried over or new).
 
-    Every node u is linked to m = its smallest neighbour, and so is each of u's other smaller neighbours. The
-    edge (u, m) is changed when u had more than one smaller neighbour or an incoming edge was changed.
+    Every node u is linked to m, its smallest neighbour, and so is each of u's other smaller neighbours. The
+    edge (u, m) is changed when u had more than one smaller neighbour or one of its incoming edges was changed.
+    Repeated input edges are harmless. Two shuffles: a window over each node's smaller neighbours, and the
+    removal of repeated edges.
     """
-    minimum = smallest_neighbours(edges)
-    to_minimum = minimum.select(
-        F.col("node").alias("src"),
-        F.col("min_neighbour").alias("dst"),
-        (F.col("was_changed") | (F.col("n_neighbours") > 1)).alias("is_changed"),
+    smaller = Window.partitionBy("src")
+    framed = edges.withColumns(
+        {
+            "smallest": F.min("dst").over(smaller),
+            "largest": F.max("dst").over(smaller),
+            "was_changed": F.max(F.col("is_changed").cast("int")).over(smaller) == 1,
+        }
     )
-    neighbours_to_minimum = (
-        edges.alias("e")
-        .join(minimum.alias("m"), on=F.col("e.src") == F.col("m.node"), how="inner")
-        .where(F.col("e.dst") != F.col("m.min_neighbour"))
-        .select(
-            F.col("e.dst").alias("src"),
-            F.col("m.min_neighbour").alias("dst"),
-            F.lit(True).alias("is_changed"),
-        )
+    to_smallest = framed.select(
+        "src",
+        F.col("smallest").alias("dst"),
+        (F.col("was_changed") | (F.col("smallest") != F.col("largest"))).alias("is_changed"),
+    )
+    neighbours_to_smallest = framed.where(F.col("dst") != F.col("smallest")).select(
+        F.col("dst").alias("src"), F.col("smallest").alias("dst"), F.lit(True).alias("is_changed")
     )
     return (
-        to_minimum.unionByName(neighbours_to_minimum)
+        to_smallest.unionByName(neighbours_to_smallest)
         .groupBy("src", "dst")
         .agg(F.bool_or("is_changed").alias("is_changed"))
     )

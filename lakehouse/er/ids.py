@@ -23,10 +23,6 @@ PERSON_ID_HEX_DIGITS = 15
 MAX_IDS_IN_REASON = 10
 """A history reason lists at most this many person ids, then says how many more there are."""
 
-CROSSWALK_COLUMNS = ("record_id", "person_id", "partner", "cluster_size", "match_confidence", "run_id", "linked_at")
-HISTORY_COLUMNS = ("person_id", "event", "record_id", "reason", "run_id", "recorded_at")
-EVENTS = ("created", "merged", "split", "retired")
-
 
 def person_id(anchor_record_id: Column) -> Column:
     """Person id of the cluster whose smallest record_id is `anchor_record_id`. Null in, null out."""
@@ -79,20 +75,16 @@ def _id_list(ids: Column) -> Column:
     return F.when(hidden > 0, F.concat(shown, F.lit(" and "), hidden.cast("string"), F.lit(" more"))).otherwise(shown)
 
 
-def record_moves(previous: DataFrame, current: DataFrame) -> DataFrame:
-    """One row per record in either crosswalk: record_id, old_person_id, new_person_id (null where absent)."""
-    old = previous.select("record_id", F.col("person_id").alias("old_person_id"))
-    new = current.select("record_id", F.col("person_id").alias("new_person_id"))
-    return old.join(new, on="record_id", how="full")
+def new_person_summary(new: DataFrame, old: DataFrame) -> DataFrame:
+    """One row per person id of the new crosswalk: person_id, new_anchor, n_records, n_previous, old_ids.
 
-
-def new_person_summary(moves: DataFrame) -> DataFrame:
-    """One row per person id of the new crosswalk: person_id, anchor_record_id, n_records, n_previous, old_ids."""
+    `new` is record_id, new_person_id; `old` is record_id, old_person_id (not null).
+    """
     return (
-        moves.where(F.col("new_person_id").isNotNull())
+        new.join(old, on="record_id", how="left")
         .groupBy(F.col("new_person_id").alias("person_id"))
         .agg(
-            F.min("record_id").alias("anchor_record_id"),
+            F.min("record_id").alias("new_anchor"),
             F.count(F.lit(1)).alias("n_records"),
             F.count("old_person_id").alias("n_previous"),
             F.array_sort(F.collect_set("old_person_id")).alias("old_ids"),
@@ -100,17 +92,78 @@ def new_person_summary(moves: DataFrame) -> DataFrame:
     )
 
 
-def old_person_summary(moves: DataFrame) -> DataFrame:
-    """One row per person id of the old crosswalk: person_id, anchor_record_id, n_records, n_remaining, new_ids."""
+def old_person_summary(new: DataFrame, old: DataFrame) -> DataFrame:
+    """One row per person id of the old crosswalk: person_id, old_anchor, n_old_records, n_remaining, new_ids.
+
+    `new` is record_id, new_person_id; `old` is record_id, old_person_id (not null).
+    """
     return (
-        moves.where(F.col("old_person_id").isNotNull())
+        old.join(new, on="record_id", how="left")
         .groupBy(F.col("old_person_id").alias("person_id"))
         .agg(
-            F.min("record_id").alias("anchor_record_id"),
-            F.count(F.lit(1)).alias("n_records"),
+            F.min("record_id").alias("old_anchor"),
+            F.count(F.lit(1)).alias("n_old_records"),
             F.count("new_person_id").alias("n_remaining"),
             F.array_sort(F.collect_set("new_person_id")).alias("new_ids"),
         )
+    )
+
+
+def _text(*parts: Column | str) -> Column:
+    """Concatenation of literal strings and columns (numbers cast to string)."""
+    return F.concat(*[F.lit(p) if isinstance(p, str) else p.cast("string") for p in parts])
+
+
+def person_event(summary: DataFrame) -> DataFrame:
+    """Add event, record_id and reason to the full join of the new and old person summaries (null: no event).
+
+    A person id has at most one event per run: created when it is only in the new crosswalk; split when its old
+    records now lie under several ids; otherwise, when it is gone, merged (its remaining records all under one
+    other id) or retired (none of its records left).
+    """
+    in_new, in_old = F.col("n_records").isNotNull(), F.col("n_old_records").isNotNull()
+    n_new_ids = F.size("new_ids")
+    created_reason = F.when(
+        F.col("n_previous") == 0, _text("new person: ", F.col("n_records"), " record(s) not linked before")
+    ).otherwise(
+        _text(
+            "new person id for ",
+            F.col("n_records"),
+            " record(s), ",
+            F.col("n_previous"),
+            " of them previously under ",
+            _id_list(F.col("old_ids")),
+        )
+    )
+    event = (
+        F.when(~in_old, F.lit("created"))
+        .when(n_new_ids > 1, F.lit("split"))
+        .when(in_new, F.lit(None).cast("string"))
+        .when(n_new_ids == 1, F.lit("merged"))
+        .otherwise(F.lit("retired"))
+    )
+    reason = (
+        F.when(F.col("event") == "created", created_reason)
+        .when(F.col("event") == "split", _text("split into ", n_new_ids, " persons: ", _id_list(F.col("new_ids"))))
+        .when(
+            F.col("event") == "merged",
+            _text(
+                "merged into ",
+                F.element_at("new_ids", 1),
+                ": ",
+                F.col("n_remaining"),
+                " of its ",
+                F.col("n_old_records"),
+                " record(s) now under that person",
+            ),
+        )
+        .otherwise(_text("retired: none of its ", F.col("n_old_records"), " record(s) is in this run"))
+    )
+    return summary.withColumn("event", event).withColumns(
+        {
+            "record_id": F.when(F.col("event") == "created", F.col("new_anchor")).otherwise(F.col("old_anchor")),
+            "reason": F.when(F.col("event").isNotNull(), reason),
+        }
     )
 
 
@@ -118,73 +171,19 @@ def person_id_history(previous: DataFrame | None, current: DataFrame, run_id: st
     """One row per person id event of this run: person_id, event, record_id, reason, run_id, recorded_at.
 
     `previous` and `current` are crosswalks (record_id, person_id); `previous` is None on the first run. Events:
-    created (id not in `previous`; record_id is its anchor), and for ids of `previous`: split (records now under
-    several ids), merged (id gone, its remaining records all under one other id), retired (id gone, none of its
-    records left). Re-running on the same input gives no event.
+    created (id not in `previous`; record_id is its new anchor), and for ids of `previous` (record_id is the old
+    anchor): split (records now under several ids), merged (id gone, its remaining records all under one other
+    id), retired (id gone, none of its records left). Re-running on the same input gives no event.
     """
     if previous is None:
         previous = current.sparkSession.createDataFrame([], "record_id string, person_id string")
-    moves = record_moves(previous, current)
-    new_persons = new_person_summary(moves)
-    old_persons = old_person_summary(moves)
-    created = new_persons.join(old_persons.select("person_id"), on="person_id", how="left_anti").select(
-        "person_id",
-        F.lit("created").alias("event"),
-        F.col("anchor_record_id").alias("record_id"),
-        F.when(
-            F.col("n_previous") == 0,
-            F.concat(F.lit("new person: "), F.col("n_records").cast("string"), F.lit(" record(s) not linked before")),
-        )
-        .otherwise(
-            F.concat(
-                F.lit("new person id for "),
-                F.col("n_records").cast("string"),
-                F.lit(" record(s), "),
-                F.col("n_previous").cast("string"),
-                F.lit(" of them previously under "),
-                _id_list(F.col("old_ids")),
-            )
-        )
-        .alias("reason"),
-    )
-    gone = old_persons.join(new_persons.select("person_id"), on="person_id", how="left_anti")
-    merged = gone.where(F.size("new_ids") == 1).select(
-        "person_id",
-        F.lit("merged").alias("event"),
-        F.col("anchor_record_id").alias("record_id"),
-        F.concat(
-            F.lit("merged into "),
-            F.element_at("new_ids", 1),
-            F.lit(": "),
-            F.col("n_remaining").cast("string"),
-            F.lit(" of its "),
-            F.col("n_records").cast("string"),
-            F.lit(" record(s) now under that person"),
-        ).alias("reason"),
-    )
-    retired = gone.where(F.size("new_ids") == 0).select(
-        "person_id",
-        F.lit("retired").alias("event"),
-        F.col("anchor_record_id").alias("record_id"),
-        F.concat(
-            F.lit("retired: none of its "), F.col("n_records").cast("string"), F.lit(" record(s) is in this run")
-        ).alias("reason"),
-    )
-    split = old_persons.where(F.size("new_ids") > 1).select(
-        "person_id",
-        F.lit("split").alias("event"),
-        F.col("anchor_record_id").alias("record_id"),
-        F.concat(
-            F.lit("split into "),
-            F.size("new_ids").cast("string"),
-            F.lit(" persons: "),
-            _id_list(F.col("new_ids")),
-        ).alias("reason"),
-    )
+    old = previous.where(F.col("person_id").isNotNull()).select("record_id", F.col("person_id").alias("old_person_id"))
+    new = current.select("record_id", F.col("person_id").alias("new_person_id"))
+    # Both summaries are keyed by person_id, so their full join needs no further shuffle.
+    summary = new_person_summary(new, old).join(old_person_summary(new, old), on="person_id", how="full")
     return (
-        created.unionByName(merged)
-        .unionByName(retired)
-        .unionByName(split)
+        summary.transform(person_event)
+        .where(F.col("event").isNotNull())
         .select(
             "person_id",
             "event",

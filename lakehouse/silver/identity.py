@@ -139,7 +139,7 @@ def identity_rows(rows: DataFrame, feed: FeedConfig) -> DataFrame:
 
 def record_id(partner: Column, *values: Column) -> Column:
     """32 hex characters of the SHA-256 of the partner and the identity values (nulls spelled out)."""
-    fields = [partner.alias("partner"), *[v for v in values]]
+    fields = [partner.alias("partner"), *values]
     return F.substring(F.sha2(F.to_json(F.struct(*fields), {"ignoreNullFields": "false"}), 256), 1, RECORD_ID_LENGTH)
 
 

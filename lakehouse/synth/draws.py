@@ -40,7 +40,7 @@ class Draws:
 
     def u(self, salt: str, *keys: Column | str | int) -> Column:
         """A double uniform on [0, 1) from the top 53 bits of the hash."""
-        return F.shiftrightunsigned(self.hash(salt, *keys), 11).cast("double") / _unit_scale()
+        return F.try_divide(F.shiftrightunsigned(self.hash(salt, *keys), 11), _unit_scale())
 
     def chance(self, probability: Column | float, salt: str, *keys: Column | str | int) -> Column:
         """True with the given probability (a boolean Column)."""
@@ -92,7 +92,8 @@ class Draws:
 
 @functools.lru_cache(maxsize=4096)
 def _long_literal(value: int) -> Column:
-    return F.lit(value).cast("long")
+    """A bigint literal (Python ints beyond 32 bits are bigint literals already)."""
+    return F.lit(value) if not -(2**31) <= value < 2**31 else F.lit(value).cast("long")
 
 
 def _as_column(value: Column | str | int | float) -> Column:

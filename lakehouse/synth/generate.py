@@ -84,6 +84,8 @@ def check_arguments(people: int, seed: int, delivery_id: str, synth: SynthSettin
         raise ValueError("synth.first_data_year is after synth.last_data_year")
     if not 0 <= synth.bad_row_rate < 1:
         raise ValueError(f"synth.bad_row_rate must be in [0, 1), got {synth.bad_row_rate}")
+    if synth.partitions < 0:
+        raise ValueError(f"synth.partitions must be 0 (automatic) or more, got {synth.partitions}")
     if synth.files_per_feed < 1 or synth.rows_per_file < 1:
         raise ValueError("synth.files_per_feed and synth.rows_per_file must be at least 1")
 
@@ -133,7 +135,9 @@ def generate(
 
     ref = load_reference()
     draws = Draws(seed)
-    partitions = max(spark.sparkContext.defaultParallelism, math.ceil(people / PEOPLE_PER_PARTITION))
+    partitions = synth.partitions or max(
+        spark.sparkContext.defaultParallelism, math.ceil(people / PEOPLE_PER_PARTITION)
+    )
     core = people_core(spark, people, seed, synth=synth, ref=ref, partitions=partitions)
     core = core.persist(StorageLevel.MEMORY_AND_DISK)
     population = with_life_course(core, seed, ref=ref).persist(StorageLevel.MEMORY_AND_DISK)
