@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,17 @@ def write_table(
     """
     if mode not in ("overwrite", "append"):
         raise ValueError(f"mode must be 'overwrite' or 'append', got {mode!r}")
+    if column_comments:
+        unknown = set(column_comments) - set(df.columns)
+        if unknown:
+            raise ValueError(f"column comments name columns {sorted(unknown)} that {table} does not have")
+        # Comments travel in the schema's metadata, so they land in the same commit as the data.
+        df = df.select(
+            *(
+                F.col(c).alias(c, metadata={"comment": column_comments[c]}) if c in column_comments else F.col(c)
+                for c in df.columns
+            )
+        )
     writer = df.write.format("delta").mode(mode)
     if mode == "overwrite":
         writer = writer.option("overwriteSchema", "true")
@@ -45,8 +57,6 @@ def write_table(
     spark = df.sparkSession
     if comment is not None:
         spark.sql(f"COMMENT ON TABLE {table} IS {_sql_string(comment)}")
-    for column, text in (column_comments or {}).items():
-        spark.sql(f"ALTER TABLE {table} ALTER COLUMN {column} COMMENT {_sql_string(text)}")
     if properties:
         props = ", ".join(f"{_sql_string(k)} = {_sql_string(v)}" for k, v in properties.items())
         spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ({props})")

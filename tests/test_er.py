@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 from lakehouse.config import DeterministicRule, MatchingSettings, Settings
 from lakehouse.er import LinkageMetrics, LinkResult, evaluate, link
 from lakehouse.er.evaluation import METRICS_SCHEMA, record_truth
-from lakehouse.er.ids import person_id_history
+from lakehouse.er.ids import person_id, person_id_history
 from lakehouse.session import create_databases
 from lakehouse.tables import write_table
 
@@ -201,6 +201,15 @@ def test_link_refuses_duplicate_record_ids(spark: SparkSession, clean_mpi: Setti
     write_person_records(spark, clean_mpi, [person("a1", ssn="S1"), person("a1", ssn="S2")])
     with pytest.raises(ValueError, match="not unique"):
         link(spark, clean_mpi, "run-dup")
+
+
+def test_person_id_is_p_and_15_hex_digits_of_the_anchor_hash(spark: SparkSession) -> None:
+    df = spark.createDataFrame([("a1",), ("0" * 32,), (None,)], "anchor string")
+    expected = spark.createDataFrame(
+        [("a1", pid("a1")), ("0" * 32, pid("0" * 32)), (None, None)], "anchor string, person_id string"
+    )
+    assert_same(df.withColumn("person_id", person_id(F.col("anchor"))), expected)
+    assert len(pid("a1")) == 16
 
 
 def test_person_id_history_events(spark: SparkSession) -> None:

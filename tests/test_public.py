@@ -22,7 +22,7 @@ from lakehouse.tables import table_comment
 MART_DDL = "cohort_year int, county_code string, group_dimension string, group_value string, n_graduates long"
 RESULT_DDL = (
     "cohort_year int, county_code string, group_dimension string, group_value string, n_graduates long, "
-    "n_graduates_suppression string"
+    "suppression_n_graduates string"
 )
 Cell = tuple[int, str, str, str]  # cohort_year, county_code, group_dimension, group_value
 
@@ -33,7 +33,7 @@ def mart(spark: SparkSession, rows: Sequence[tuple[Any, ...]]) -> DataFrame:
 
 def shown(result: DataFrame) -> DataFrame:
     return result.select(
-        "cohort_year", "county_code", "group_dimension", "group_value", "n_graduates", "n_graduates_suppression"
+        "cohort_year", "county_code", "group_dimension", "group_value", "n_graduates", "suppression_n_graduates"
     )
 
 
@@ -134,14 +134,14 @@ def test_rates_and_row_flags_follow_their_counts(spark: SparkSession, settings: 
     ]
     result = suppress(spark.createDataFrame(rows, columns), spec).select(
         "cohort_year", "n_graduates", "n_enrolled_within_1yr", "enrollment_rate", "n_enrolled_ccc",
-        "enrollment_rate_suppression", "n_enrolled_uc_suppression", "is_suppressed", "suppression_reason",
+        "suppression_enrollment_rate", "suppression_n_enrolled_uc", "is_suppressed", "suppression_reason",
     )  # fmt: skip
     expected = spark.createDataFrame(
         [(2020, 40, 25, 0.625, 12, None, "primary", True, "primary"),
          (2021, 40, None, None, None, "primary", "primary", True, "primary"),
          (2022, 40, 20, 0.5, None, None, "primary", True, "primary")],
         "cohort_year int, n_graduates long, n_enrolled_within_1yr long, enrollment_rate double, n_enrolled_ccc long, "
-        "enrollment_rate_suppression string, n_enrolled_uc_suppression string, is_suppressed boolean, "
+        "suppression_enrollment_rate string, suppression_n_enrolled_uc string, is_suppressed boolean, "
         "suppression_reason string",
     )  # fmt: skip
     assert_df_equality(result, expected, ignore_row_order=True, ignore_nullable=True)
@@ -214,7 +214,7 @@ def test_no_suppressed_cell_is_recoverable_on_random_tables(spark: SparkSession)
     reasons = defaultdict(int)
     for row in result:
         cell = (row["cohort_year"], row["county_code"], row["group_dimension"], row["group_value"])
-        n, reason = truth[cell], row["n_graduates_suppression"]
+        n, reason = truth[cell], row["suppression_n_graduates"]
         reasons[reason] += 1
         assert (reason == "primary") == (n < 11), (cell, n, reason)
         assert (row["n_graduates"] is None) == (reason is not None) == row["is_suppressed"], row
@@ -249,12 +249,12 @@ def test_build_public_suppresses_the_gold_mart(spark: SparkSession, settings: Se
     assert table_comment(spark, table).startswith("Grain: one row per cohort year")
     public = spark.read.table(table)
     for count in HS_COLLEGE_ENROLLMENT_COUNTS:
-        assert f"{count}_suppression" in public.columns
+        assert f"suppression_{count}" in public.columns
     county = public.where("county_code = '01'").first()
     assert county is not None
     # county 02 is primary everywhere, so county 01 would equal the statewide row minus it: hidden as well
-    assert (county["n_graduates"], county["n_graduates_suppression"]) == (None, "complementary")
-    assert (county["enrollment_rate"], county["enrollment_rate_suppression"]) == (None, "complementary")
+    assert (county["n_graduates"], county["suppression_n_graduates"]) == (None, "complementary")
+    assert (county["enrollment_rate"], county["suppression_enrollment_rate"]) == (None, "complementary")
     statewide = public.where("county_code = '00'").first()
     assert statewide is not None
     assert (statewide["n_graduates"], statewide["n_enrolled_ccc"], statewide["is_suppressed"]) == (60, 20, True)

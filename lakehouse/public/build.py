@@ -17,7 +17,7 @@ from lakehouse.gold.marts import (
     MART_HS_COLLEGE_ENROLLMENT,
     MART_KEYS,
 )
-from lakehouse.public.suppression import SUPPRESSION_SUFFIX, SuppressionSpec, suppress
+from lakehouse.public.suppression import SUPPRESSION_PREFIX, SuppressionSpec, suppress
 from lakehouse.tables import table_exists
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def suppressed_column_comments(columns: dict[str, str], spec: SuppressionSpec) -
     comments = dict(columns)
     for column in (*spec.counts, *spec.rates):
         comments[column] = f"{columns.get(column, column)}; null when suppressed"
-        comments[f"{column}{SUPPRESSION_SUFFIX}"] = (
+        comments[f"{SUPPRESSION_PREFIX}{column}"] = (
             f"Why {column} is null: primary (a count under {spec.min_cell_size}), complementary (hidden so a "
             "suppressed count cannot be recovered by subtraction); null when shown"
         )

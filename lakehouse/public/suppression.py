@@ -13,7 +13,7 @@ or the total), the smallest visible nonzero member is hidden too (the total if n
 hidden cell equals a visible total minus visible cells. Each pass is one DataFrame job whose result is
 checkpointed; the loop is bounded and fails rather than publish an unstable table. Rates are hidden when
 their numerator or denominator is. Suppressed values are null and every count and rate has a
-`<column>_suppression` column ('primary' | 'complementary' | null); no row is ever dropped.
+`suppression_<column>` column ('primary' | 'complementary' | null); no row is ever dropped.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ logger = logging.getLogger(__name__)
 
 PRIMARY = "primary"
 COMPLEMENTARY = "complementary"
-SUPPRESSION_SUFFIX = "_suppression"
+SUPPRESSION_PREFIX = "suppression_"
+"""Prefix of the column giving why a value is null (`suppression_<column>`), so count columns (n_*) stay numeric."""
 
 _MEMBERSHIP_TYPE = "array<struct<set_id:string,is_total:boolean>>"
 
@@ -210,7 +211,7 @@ def _stronger(reasons: list[Column]) -> Column:
 def suppress(mart: DataFrame, spec: SuppressionSpec) -> DataFrame:
     """The mart with suppressed counts and rates set to null; grain unchanged (one row per mart row).
 
-    Adds `<column>_suppression` ('primary' | 'complementary' | null) for every count and rate, is_suppressed
+    Adds `suppression_<column>` ('primary' | 'complementary' | null) for every count and rate, is_suppressed
     (any value of the row hidden) and suppression_reason (the row's strongest reason).
     """
     missing = [c for c in (*spec.key_columns, *spec.counts, *spec.rates) if c not in mart.columns]
@@ -245,5 +246,5 @@ def suppress(mart: DataFrame, spec: SuppressionSpec) -> DataFrame:
         *(columns[c].alias(c) if c in columns else F.col(c) for c in mart.columns),
         row_reason.isNotNull().alias("is_suppressed"),
         row_reason.alias("suppression_reason"),
-        *(reasons[c].alias(f"{c}{SUPPRESSION_SUFFIX}") for c in mart.columns if c in reasons),
+        *(reasons[c].alias(f"{SUPPRESSION_PREFIX}{c}") for c in mart.columns if c in reasons),
     )
