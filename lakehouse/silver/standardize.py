@@ -130,13 +130,11 @@ ADDRESS_ABBREVIATIONS: dict[str, str] = {
     "FREEWAY": "FWY",
     "SQUARE": "SQ",
     "TRAIL": "TRL",
-    "WAY": "WAY",
     "APARTMENT": "APT",
     "SUITE": "STE",
-    "UNIT": "UNIT",
     "NUMBER": "NO",
 }
-"""Whole-word USPS-style abbreviations of street suffixes and unit designators."""
+"""Whole-word USPS-style abbreviations of street suffixes and unit designators (one map lookup per word)."""
 
 
 def standardize_address(col: Column | str) -> Column:
@@ -146,12 +144,9 @@ def standardize_address(col: Column | str) -> Column:
     """
     upper = F.upper(fold_accents(_column(col)))
     words = F.trim(F.regexp_replace(F.translate(upper, APOSTROPHES, ""), r"[^A-Z0-9]+", " "))
-    abbreviated = reduce(
-        lambda c, kv: F.regexp_replace(c, rf"\b{kv[0]}\b", kv[1]),
-        ((k, v) for k, v in ADDRESS_ABBREVIATIONS.items() if k != v),
-        words,
-    )
-    return _null_if_empty(abbreviated)
+    abbreviations = F.create_map(*[F.lit(part) for pair in ADDRESS_ABBREVIATIONS.items() for part in pair])
+    abbreviated = F.transform(F.split(words, " "), lambda word: F.coalesce(F.try_element_at(abbreviations, word), word))
+    return _null_if_empty(F.array_join(abbreviated, " "))
 
 
 def standardize_zip5(col: Column | str) -> Column:
