@@ -51,4 +51,3 @@ def spark(settings: Settings) -> Iterator[SparkSession]:
     session = build_session(settings)
     yield session
     session.stop()
-

@@ -9,8 +9,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import reduce
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -20,7 +20,7 @@ from lakehouse.synth.context import FeedContext
 from lakehouse.synth.draws import Draws
 from lakehouse.synth.keys import MAX_PEOPLE
 from lakehouse.synth.landing import store_for, write_files, write_manifest
-from lakehouse.synth.people import donor_id, people_core, shared_ssn_hubs, with_life_course
+from lakehouse.synth.people import build_people, donor_id, shared_ssn_hubs
 from lakehouse.synth.reference import Reference, load_reference
 from lakehouse.synth.render import csv_header, render_lines
 from lakehouse.synth.wages import FIRST_QUARTER_INDEX
@@ -97,7 +97,7 @@ def file_count(people: int, rows_per_person: float, synth: SynthSettings) -> int
 
 
 def generator_session(spark: SparkSession) -> SparkSession:
-    """A session sharing `spark`'s context and cache with the generator's own SQL settings.
+    """A session sharing `spark`'s context with the generator's own SQL settings.
 
     The generator's projections (dozens of hash draws per column) are too large for whole-stage code
     generation: Spark would try, fail with "code grows beyond 64 KB" and fall back, per query. Compiling
@@ -115,9 +115,11 @@ def generate(
 
     Each feed's delivery goes to `<landing>/<partner>/<feed>/<delivery_id>/` (data files and `_manifest.json`);
     the ground truth (partner, feed, record_key, person_key for every data row) replaces the Parquet dataset
-    at `storage.ground_truth` (partitioned by partner and feed: `spark.read.parquet` gives the four columns),
-    and the true people (attributes and hard cases) the `people` dataset beside it. The same seed and people
-    give byte-identical data files.
+    at `storage.ground_truth`, and the true people (attributes and hard cases) the `people` dataset beside
+    it. The same seed and people give byte-identical data files.
+
+    The people and each feed's rendered rows are staged as Parquet under `storage.checkpoints` (removed at
+    the end): later jobs then read short plans instead of carrying the generator's lineage in every task.
     """
     started = time.monotonic()
     spark = generator_session(spark)
@@ -138,13 +140,14 @@ def generate(
     partitions = synth.partitions or max(
         spark.sparkContext.defaultParallelism, math.ceil(people / PEOPLE_PER_PARTITION)
     )
-    core = people_core(spark, people, seed, synth=synth, ref=ref, partitions=partitions)
-    core = core.persist(StorageLevel.MEMORY_AND_DISK)
-    population = with_life_course(core, seed, ref=ref).persist(StorageLevel.MEMORY_AND_DISK)
-    truth_path = settings.storage.path("ground_truth").rstrip("/")
-    store_for(spark, truth_path).delete(truth_path)
+    staging = f"{settings.storage.path('checkpoints').rstrip('/')}/synth/{delivery}"
+    staging_store = store_for(spark, staging)
     try:
-        logger.info("generating %d people (seed %d) in %d partitions", population.count(), seed, partitions)
+        build_people(spark, people, seed, synth=synth, ref=ref, partitions=partitions).write.mode("overwrite").parquet(
+            f"{staging}/people"
+        )
+        population = spark.read.parquet(f"{staging}/people")
+        logger.info("generated %d people (seed %d) in %d partitions", people, seed, partitions)
 
         def write_feed(feed: FeedConfig) -> FeedResult:
             feed_started = time.monotonic()
@@ -159,17 +162,18 @@ def generate(
                 bad_row_rate=synth.bad_row_rate,
                 n_files=n_files,
             )
+            staged = f"{staging}/lines/{feed.key}"
+            lines.write.mode("overwrite").parquet(staged)
             header = csv_header(feed) if feed.format == "csv" and feed.header else None
-            # The rows are computed once: the landing files and the ground truth both read them from the cache.
-            lines = lines.persist(StorageLevel.MEMORY_AND_DISK)
-            try:
-                files = write_files(
-                    spark, lines, feed, folder=folders[feed.key], n_files=n_files, header=header, store=store
-                )
-                truth = lines.select("record_key", "person_key")
-                truth.write.mode("overwrite").parquet(f"{truth_path}/partner={feed.partner}/feed={feed.name}")
-            finally:
-                lines.unpersist()
+            files = write_files(
+                spark,
+                spark.read.parquet(staged),
+                feed,
+                folder=folders[feed.key],
+                n_files=n_files,
+                header=header,
+                store=store,
+            )
             write_manifest(store, folders[feed.key], feed, delivery, files)
             result = FeedResult(
                 partner=feed.partner,
@@ -192,13 +196,20 @@ def generate(
         # generation) and the executors busy. The output does not depend on the order.
         with ThreadPoolExecutor(max_workers=min(FEED_THREADS, len(feeds))) as pool:
             results = list(pool.map(write_feed, feeds))
+        truth_path = settings.storage.path("ground_truth")
+        truth = [
+            spark.read.parquet(f"{staging}/lines/{feed.key}").select(
+                F.lit(feed.partner).alias("partner"), F.lit(feed.name).alias("feed"), "record_key", "person_key"
+            )
+            for feed in feeds
+        ]
+        reduce(DataFrame.unionByName, truth).write.mode("overwrite").parquet(truth_path)
         diagnostics = people_path(settings)
         true_people(spark, population, draws=draws, ref=ref, people=people, synth=synth).write.mode(
             "overwrite"
         ).parquet(diagnostics)
     finally:
-        population.unpersist()
-        core.unpersist()
+        staging_store.delete(staging)
     seconds = time.monotonic() - started
     logger.info("generated delivery %s for %d people (seed %d) in %.1f s", delivery, people, seed, seconds)
     return GenerateResult(delivery, people, seed, tuple(results), truth_path, diagnostics, seconds)
