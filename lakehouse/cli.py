@@ -11,6 +11,7 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from lakehouse.config import ConfigError, Settings, load_settings
 from lakehouse.pipeline import STAGES, PipelineError, parse_stages, run_pipeline
@@ -97,16 +98,41 @@ def configure_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _generate(settings: Settings, people: int | None, seed: int | None) -> None:
+def sample_delivery_id(people: int, seed: int) -> str:
+    """Delivery id of a synthetic sample: the same people and seed always name the same delivery."""
+    return f"synth-s{seed}-n{people}"
+
+
+def _landing_deliveries(settings: Settings) -> set[str]:
+    """Delivery ids present in a local landing folder (<landing>/<partner>/<feed>/<delivery_id>/)."""
+    landing = Path(settings.storage.path("landing"))
+    if "://" in str(settings.storage.root) or not landing.is_dir():
+        return set()
+    return {p.name for p in landing.glob("*/*/*") if p.is_dir()}
+
+
+def _generate(settings: Settings, people: int | None, seed: int | None, *, reuse: bool = False) -> None:
+    """Generate a sample; with `reuse`, a sample already in landing with the same people and seed is kept."""
     from lakehouse.session import build_session
     from lakehouse.synth import generate
 
-    spark = build_session(settings)
     n, s = people or settings.synth.people, settings.synth.seed if seed is None else seed
     if n <= 0:
         raise ValueError(f"--people must be positive, got {n}")
+    delivery_id = sample_delivery_id(n, s)
+    present = _landing_deliveries(settings)
+    if reuse and present == {delivery_id}:
+        logger.info("sample %s is already in landing (same people and seed): not generating it again", delivery_id)
+        return
+    others = present - {delivery_id}
+    if reuse and others:
+        raise ValueError(
+            f"landing already holds another sample ({', '.join(sorted(others))}); bronze keeps every delivery, so "
+            f"a second sample would mix two populations. Run `make clean-data` (removes {settings.storage.root}) first."
+        )
+    spark = build_session(settings)
     start = time.perf_counter()
-    result = generate(spark, settings, people=n, seed=s)
+    result = generate(spark, settings, people=n, seed=s, delivery_id=delivery_id)
     rows = sum(f.rows for f in result.feeds)
     logger.info(
         "generated delivery %s: %d people, %d feeds, %d rows in %.1f s; landing %s; ground truth %s",
@@ -155,14 +181,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "run":
             _run(settings, parse_stages(args.stages))
         elif args.command == "demo":
-            _generate(settings, args.people, args.seed)
+            _generate(settings, args.people, args.seed, reuse=True)
             _run(settings, STAGES)
             _status(settings)
         elif args.command == "status":
             _status(settings)
         elif args.command == "sql":
             _sql(settings, args.statement, args.limit)
-    except (ConfigError, ValueError) as exc:
+    except (ConfigError, ValueError, FileExistsError) as exc:
         print(f"lakehouse {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except PipelineError as exc:

@@ -1,0 +1,44 @@
+"""The command line: help texts, exit codes, and the demo's refusal to mix two samples (no Spark needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lakehouse.cli import EXIT_USAGE, build_parser, main, sample_delivery_id
+from lakehouse.pipeline import parse_stages
+
+
+@pytest.mark.parametrize("command", ["generate", "run", "demo", "status", "sql"])
+def test_every_command_explains_itself(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--env" in out and len(out) > 200
+
+
+def test_unknown_environment_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "--env", "nowhere"]) == EXIT_USAGE
+    assert "no such environment 'nowhere'" in capsys.readouterr().err
+
+
+def test_unknown_stage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--stages", "bronze,polish"]) == EXIT_USAGE
+    assert "unknown stage(s) polish" in capsys.readouterr().err
+
+
+def test_stages_run_in_pipeline_order() -> None:
+    assert parse_stages("public,bronze") == ["bronze", "public"]
+    assert parse_stages(None) == ["bronze", "silver", "link", "gold", "public"]
+
+
+def test_demo_refuses_to_mix_two_samples(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LAKEHOUSE_STORAGE_ROOT", str(tmp_path))
+    (tmp_path / "landing" / "cde" / "k12_enrollment" / sample_delivery_id(100, 1)).mkdir(parents=True)
+    assert main(["demo", "--people", "200", "--seed", "1"]) == EXIT_USAGE
+    assert "make clean-data" in capsys.readouterr().err
+    assert sample_delivery_id(200, 1) == sample_delivery_id(200, 1) != sample_delivery_id(200, 2)
