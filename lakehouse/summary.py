@@ -75,10 +75,11 @@ def render(spark: SparkSession, settings: Settings) -> str:
     metrics = latest_linkage_metrics(spark, settings)
     lines.append("")
     if metrics:
+        figures = {k: "n/a" if metrics.get(k) is None else f"{metrics[k]:.4f}" for k in ("precision", "recall", "f1")}
         lines.append(
-            "Linkage ({model}, run {run_id}): {n_records:,} records -> {n_persons:,} persons; "
-            "pairwise precision {precision:.4f}, recall {recall:.4f}, F1 {f1:.4f} against the generator's "
-            "ground truth".format(**metrics)
+            f"Linkage ({metrics['model']}, run {metrics['run_id']}): {metrics['n_records']:,} records -> "
+            f"{metrics['n_persons']:,} persons; pairwise precision {figures['precision']}, recall "
+            f"{figures['recall']}, F1 {figures['f1']} against the generator's ground truth"
         )
     else:
         lines.append("Linkage: no evaluation recorded (no ground truth).")
