@@ -16,6 +16,9 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 _TWO_POW_53 = float(1 << 53)
+SLICE_BITS = 21
+SLICES_PER_HASH = 3
+FEISTEL_ROUNDS = 3
 _MASK_31 = (1 << 31) - 1
 
 
@@ -53,9 +56,12 @@ class Draws:
 
     def normal(self, salt: str, *keys: Column | str | int) -> Column:
         """A standard normal double (Box-Muller on two uniforms)."""
-        u1 = F.lit(1.0) - self.u(f"{salt}#1", *keys)  # (0, 1]: log is finite
-        u2 = self.u(f"{salt}#2", *keys)
-        return F.sqrt(F.lit(-2.0) * F.log(u1)) * F.cos(F.lit(2.0 * math.pi) * u2)
+        return self.normal_from(self.u(f"{salt}#1", *keys), self.u(f"{salt}#2", *keys))
+
+    @staticmethod
+    def normal_from(u1: Column, u2: Column) -> Column:
+        """A standard normal double from two uniforms on [0, 1) (Box-Muller)."""
+        return F.sqrt(F.lit(-2.0) * F.log(F.lit(1.0) - u1)) * F.cos(F.lit(2.0 * math.pi) * u2)
 
     def pick(self, values: list[str], salt: str, *keys: Column | str | int) -> Column:
         """One of `values` with equal probability (string Column)."""
@@ -76,15 +82,29 @@ class Draws:
             expr = F.when(u < F.lit(bound), F.lit(value)).otherwise(expr)
         return expr
 
+    def slices(self, hashed: Column, count: int = SLICES_PER_HASH) -> list[Column]:
+        """Up to three independent uniforms on [0, 1) (21 bits each) cut from one 64-bit hash Column.
+
+        Staging a hash as a column and slicing it is much cheaper, to plan and to run, than hashing again for
+        every decision; 21 bits resolve probabilities down to about one in two million.
+        """
+        if not 1 <= count <= SLICES_PER_HASH:
+            raise ValueError(f"one hash gives 1 to {SLICES_PER_HASH} uniforms, not {count}")
+        mask, scale = F.lit((1 << SLICE_BITS) - 1), _slice_scale()
+        return [
+            F.try_divide(F.shiftrightunsigned(hashed, 64 - SLICE_BITS * (i + 1)).bitwiseAND(mask), scale)
+            for i in range(count)
+        ]
+
     def feistel(self, code: Column, salt: str) -> Column:
         """A bijection of the non-negative 62-bit longs: equal inputs give equal outputs, distinct give distinct.
 
-        Four Feistel rounds over two 31-bit halves, each round keyed by the seed, the salt and the round number,
+        Three Feistel rounds (Luby-Rackoff: a pseudorandom permutation) over two 31-bit halves, each round keyed by the seed, the salt and the round number,
         so the output reveals nothing about the input without the seed.
         """
         left = F.shiftright(code, 31).bitwiseAND(F.lit(_MASK_31))
         right = code.bitwiseAND(F.lit(_MASK_31))
-        for round_number in range(4):
+        for round_number in range(FEISTEL_ROUNDS):
             mixed = self.hash(f"{salt}#feistel{round_number}", right).bitwiseAND(F.lit(_MASK_31))
             left, right = right, left.bitwiseXOR(mixed)
         return F.shiftleft(left, 31).bitwiseOR(right)
@@ -140,3 +160,32 @@ _SEPARATOR = "\u001f"
 @functools.lru_cache(maxsize=1)
 def _unit_scale() -> Column:
     return F.lit(_TWO_POW_53)
+
+
+@functools.lru_cache(maxsize=1)
+def _slice_scale() -> Column:
+    return F.lit(float(1 << SLICE_BITS))
+
+
+class UniformPool:
+    """Hands out uniforms one by one from staged hash columns (three per hash), so draws stay cheap.
+
+    `columns` are the names of hash columns already on the DataFrame; asking for more uniforms than they
+    hold is a programming error.
+    """
+
+    def __init__(self, draws: Draws, columns: list[str]) -> None:
+        self._slices = [u for name in columns for u in draws.slices(F.col(name))]
+        self._next = 0
+
+    def take(self) -> Column:
+        """The next unused uniform."""
+        if self._next >= len(self._slices):
+            raise ValueError("not enough staged hashes for the uniforms requested")
+        self._next += 1
+        return self._slices[self._next - 1]
+
+
+def hash_columns(draws: Draws, prefix: str, salt: str, count: int, *keys: Column) -> dict[str, Column]:
+    """`count` hash columns `<prefix>0`, `<prefix>1`, ... of the keys, to stage before drawing from them."""
+    return {f"{prefix}{i}": draws.hash(f"{salt}#{i}", *keys) for i in range(count)}

@@ -14,7 +14,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.config import SynthSettings
-from lakehouse.synth.draws import Draws, string_array
+from lakehouse.synth.draws import Draws, UniformPool, hash_columns, string_array
 from lakehouse.synth.keys import PLACEHOLDER_SSNS
 from lakehouse.synth.reference import Reference
 
@@ -91,6 +91,12 @@ def address_variant(address: Column, draws: Draws, salt: str, key: Column) -> Co
     return F.when(u < 0.08, long_suffix).when(u < 0.16, hash_unit).when(u < 0.28, comma_unit).otherwise(address)
 
 
+PERSON_HASHES = 2  # accent, compound form, carries SSN, carries SSID, gender X
+NICKNAME_HASHES = 1  # nickname, which one, quoted
+RECORD_HASHES = 8  # 24 record-level decisions
+STAGED = ("_hp", "_hn", "_hr")
+
+
 def with_identity(
     df: DataFrame, profile: IdentityProfile, feed_key: str, *, draws: Draws, ref: Reference, synth: SynthSettings
 ) -> DataFrame:
@@ -100,31 +106,34 @@ def with_identity(
     Needs the people columns and `_row_code` (unique per record) and `_event_year` (the year the record is
     about). Optional: `_nickname_key` (who decides the nickname; default the person, EDD uses the employer),
     `_initial_only` (boolean: first name reduced to its initial), `_ssn_expected` (boolean: the form has an
-    SSN field; false for CA Dream Act applications).
+    SSN field; false for CA Dream Act applications). Decisions per partner and person are drawn from hashes
+    of the person, per record from hashes of the row code.
     """
     columns = set(df.columns)
-    partner, row, pid = profile.partner, F.col("_row_code"), F.col("person_id")
+    partner, pid = profile.partner, F.col("person_id")
     nickname_key = F.col("_nickname_key") if "_nickname_key" in columns else pid
+    staged = df.withColumns(
+        {
+            **hash_columns(draws, "_hp", f"{partner}:person", PERSON_HASHES, pid),
+            **hash_columns(draws, "_hn", f"{partner}:nickname", NICKNAME_HASHES, nickname_key),
+            **hash_columns(draws, "_hr", f"{feed_key}:record", RECORD_HASHES, F.col("_row_code")),
+        }
+    )
+    person = UniformPool(draws, [f"_hp{i}" for i in range(PERSON_HASHES)])
+    named = UniformPool(draws, [f"_hn{i}" for i in range(NICKNAME_HASHES)])
+    record = UniformPool(draws, [f"_hr{i}" for i in range(RECORD_HASHES)])
     first_row, surname_row = F.col("first_row"), F.col("surname_row")
 
-    nickname = F.when(
-        draws.chance(profile.nickname_rate, f"{partner}:nickname", nickname_key),
-        ref.nickname(first_row, draws.u(f"{partner}:nickname_pick", nickname_key)),
-    )
-    accented_first = F.when(
-        draws.chance(profile.accent_rate, f"{partner}:accent", pid), ref.first_name_accent(first_row)
-    )
+    nickname = F.when(named.take() < profile.nickname_rate, ref.nickname(first_row, named.take()))
+    is_accented = person.take() < profile.accent_rate
     base_first = ref.first_name(first_row)
     quoted = F.when(
-        nickname.isNotNull() & draws.chance(profile.quoted_nickname_rate, f"{partner}:quoted", nickname_key),
+        nickname.isNotNull() & (named.take() < profile.quoted_nickname_rate),
         F.concat(base_first, F.lit(' "'), nickname, F.lit('"')),
     )
-    primary = F.coalesce(
-        F.when(draws.chance(profile.accent_rate, f"{partner}:accent", pid), ref.surname_accent(surname_row)),
-        ref.surname(surname_row),
-    )
+    primary = F.coalesce(F.when(is_accented, ref.surname_accent(surname_row)), ref.surname(surname_row))
     second = ref.surname(F.col("surname2_row"))
-    form = draws.u(f"{partner}:compound_form", pid)
+    form = person.take()
     birth_surname = (
         F.when(second.isNull(), primary)
         .when(form < 0.45, F.concat(primary, F.lit(" "), second))
@@ -133,45 +142,32 @@ def with_identity(
     )
     spouse = ref.surname(F.col("married_surname_row"))
     is_married = F.coalesce(
-        (F.col("_event_year") >= F.col("married_year"))
-        & ~draws.chance(profile.married_name_lag, f"{feed_key}:married_lag", row),
+        (F.col("_event_year") >= F.col("married_year")) & (record.take() >= profile.married_name_lag),
         F.lit(False),
     )
     married_surname = F.when(F.col("married_style") == "HYPHEN", F.concat(primary, F.lit("-"), spouse)).otherwise(
         spouse
     )
     middle = ref.first_name(F.col("middle_row"))
-    staged = df.withColumns(
-        {
-            "_f": F.coalesce(quoted, nickname, accented_first, base_first),
-            "_l": F.when(is_married, married_surname).otherwise(birth_surname),
-            "_m": F.when(
-                draws.chance(profile.middle_rate, f"{feed_key}:middle", row),
-                F.when(
-                    draws.chance(profile.middle_initial_rate, f"{feed_key}:middle_initial", row), middle.substr(1, 1)
-                ).otherwise(middle),
-            ),
-        }
-    )
-
-    has_typo = draws.chance(synth.name_typo_rate * profile.typo_scale, f"{feed_key}:typo", row)
-    typo_in_first = draws.chance(0.5, f"{feed_key}:typo_field", row)
-
-    def typo(name: Column) -> Column:
-        return with_typo(
-            name,
-            draws.u(f"{feed_key}:typo_position", row),
-            draws.u(f"{feed_key}:typo_kind", row),
-            draws.u(f"{feed_key}:typo_letter", row),
-        )
-
+    has_middle, middle_initial = record.take() < profile.middle_rate, record.take() < profile.middle_initial_rate
     staged = staged.withColumns(
         {
-            "_f": F.when(has_typo & typo_in_first, typo(F.col("_f"))).otherwise(F.col("_f")),
-            "_l": F.when(has_typo & ~typo_in_first, typo(F.col("_l"))).otherwise(F.col("_l")),
+            "_f": F.coalesce(quoted, nickname, F.when(is_accented, ref.first_name_accent(first_row)), base_first),
+            "_l": F.when(is_married, married_surname).otherwise(birth_surname),
+            "_m": F.when(has_middle, F.when(middle_initial, middle.substr(1, 1)).otherwise(middle)),
         }
     )
-    swapped = draws.chance(synth.name_swap_rate * profile.swap_scale, f"{feed_key}:name_swap", row)
+
+    has_typo = record.take() < synth.name_typo_rate * profile.typo_scale
+    typo_in_first = record.take() < 0.5
+    typo_draws = (record.take(), record.take(), record.take())
+    staged = staged.withColumns(
+        {
+            "_f": F.when(has_typo & typo_in_first, with_typo(F.col("_f"), *typo_draws)).otherwise(F.col("_f")),
+            "_l": F.when(has_typo & ~typo_in_first, with_typo(F.col("_l"), *typo_draws)).otherwise(F.col("_l")),
+        }
+    )
+    swapped = record.take() < synth.name_swap_rate * profile.swap_scale
     first = F.when(swapped, F.col("_l")).otherwise(F.col("_f"))
     last = F.when(swapped, F.col("_f")).otherwise(F.col("_l"))
     if "_initial_only" in columns:
@@ -184,60 +180,49 @@ def with_identity(
 
     birth = F.col("birth_date")
     day, month = F.dayofmonth(birth), F.month(birth)
-    dob_swapped = (
-        draws.chance(synth.dob_swap_rate * profile.dob_swap_scale, f"{feed_key}:dob_swap", row)
-        & (day <= 12)
-        & (day != month)
-    )
+    dob_missing = record.take() < profile.dob_missing_rate
+    dob_swapped = (record.take() < synth.dob_swap_rate * profile.dob_swap_scale) & (day <= 12) & (day != month)
     birth_date = (
-        F.when(draws.chance(profile.dob_missing_rate, f"{feed_key}:dob_missing", row), F.lit(None).cast("date"))
+        F.when(dob_missing, F.lit(None).cast("date"))
         .when(dob_swapped, F.make_date(F.year(birth), day, month))
         .otherwise(birth)
     )
 
     ssn_expected = F.col("_ssn_expected") if "_ssn_expected" in columns else F.lit(True)
-    ssn = F.when(ssn_expected & draws.chance(profile.ssn_rate, f"{partner}:carries_ssn", pid), F.col("ssn_used"))
+    ssn = F.when(ssn_expected & (person.take() < profile.ssn_rate), F.col("ssn_used"))
+    placeholder, placeholder_pick = record.take() < synth.placeholder_ssn_rate, record.take()
+    ssn_typo = record.take() < synth.ssn_typo_rate
     ssn_with_errors = (
         F.when(
-            ssn_expected & draws.chance(synth.placeholder_ssn_rate, f"{feed_key}:ssn_placeholder", row),
-            draws.pick(list(PLACEHOLDER_SSNS), f"{feed_key}:ssn_placeholder_value", row),
+            ssn_expected & placeholder,
+            F.get(string_array(list(PLACEHOLDER_SSNS)), F.floor(placeholder_pick * len(PLACEHOLDER_SSNS)).cast("int")),
         )
-        .when(
-            draws.chance(synth.ssn_typo_rate, f"{feed_key}:ssn_typo", row),
-            with_digit_error(
-                ssn,
-                draws.u(f"{feed_key}:ssn_typo_position", row),
-                draws.u(f"{feed_key}:ssn_typo_kind", row),
-                draws.u(f"{feed_key}:ssn_typo_digit", row),
-            ),
-        )
+        .when(ssn_typo, with_digit_error(ssn, record.take(), record.take(), record.take()))
         .otherwise(ssn)
     )
-    carries_ssid = (
-        F.lit(True) if profile.ssid_rate >= 1 else draws.chance(profile.ssid_rate, f"{partner}:carries_ssid", pid)
-    )
+    carries_ssid = person.take() < profile.ssid_rate
     current_ssid = F.when(
         F.coalesce(F.col("_event_year") >= F.col("ssid2_year"), F.lit(False)), F.col("ssid2")
     ).otherwise(F.col("ssid"))
     ssid = F.when(carries_ssid, current_ssid)
-    ssid_with_errors = F.when(
-        draws.chance(profile.ssid_typo_rate, f"{feed_key}:ssid_typo", row),
-        with_digit_error(
-            ssid,
-            draws.u(f"{feed_key}:ssid_typo_position", row),
-            draws.u(f"{feed_key}:ssid_typo_kind", row),
-            draws.u(f"{feed_key}:ssid_typo_digit", row),
-        ),
-    ).otherwise(ssid)
+    ssid_typo = record.take() < profile.ssid_typo_rate
+    ssid_with_errors = F.when(ssid_typo, with_digit_error(ssid, record.take(), record.take(), record.take())).otherwise(
+        ssid
+    )
     gender = (
-        F.when(draws.chance(profile.gender_missing_rate, f"{feed_key}:gender_missing", row), F.lit(None).cast("string"))
-        .when(draws.chance(profile.gender_x_rate, f"{partner}:gender_x", pid), F.lit("X"))
+        F.when(record.take() < profile.gender_missing_rate, F.lit(None).cast("string"))
+        .when(person.take() < profile.gender_x_rate, F.lit("X"))
         .otherwise(F.col("sex"))
     )
-    race = F.when(
-        draws.chance(0.02, f"{feed_key}:race_variant", row),
-        draws.weighted(["RT", "RD"], [0.6, 0.4], f"{feed_key}:race_variant_value", row),
-    ).otherwise(F.col("race_ethnicity"))
+    race_variant, race_value = record.take() < 0.02, record.take()
+    race = F.when(race_variant, F.when(race_value < 0.6, F.lit("RT")).otherwise(F.lit("RD"))).otherwise(
+        F.col("race_ethnicity")
+    )
+    staged_columns = [
+        f"{prefix}{i}"
+        for prefix, n in zip(STAGED, (PERSON_HASHES, NICKNAME_HASHES, RECORD_HASHES), strict=True)
+        for i in range(n)
+    ]
     return staged.withColumns(
         {
             "_id_first_name": styled(first),
@@ -249,4 +234,4 @@ def with_identity(
             "_id_gender": gender,
             "_id_race_ethnicity": race,
         }
-    ).drop("_f", "_l", "_m")
+    ).drop("_f", "_l", "_m", *staged_columns)

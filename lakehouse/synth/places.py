@@ -11,7 +11,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse.synth.draws import Draws
+from lakehouse.synth.draws import Draws, UniformPool, hash_columns, string_array
 from lakehouse.synth.reference import Reference
 
 STREET_SUFFIXES = ["ST", "AVE", "DR", "WAY", "CT", "BLVD", "LN", "RD", "PL"]
@@ -64,31 +64,28 @@ def with_residence(df: DataFrame, draws: Draws, ref: Reference, year: Column, pr
         }
     )
     epoch, key = F.col(f"{prefix}_epoch"), F.col(f"{prefix}_key")
-    adult_moved = draws.chance(0.25, "adult_county_move", F.col("person_id"), epoch)
+    home_hashes = hash_columns(draws, f"{prefix}_h", "home", 3, key, epoch)
+    move_hashes = hash_columns(draws, f"{prefix}_m", "adult_move", 1, F.col("person_id"), epoch)
+    staged = staged.withColumns({**home_hashes, **move_hashes})
+    home = UniformPool(draws, list(home_hashes))
+    move = UniformPool(draws, list(move_hashes))
     county = (
         F.when(epoch < ADULT_FIRST_EPOCH, epoch_value(epoch, "county"))
-        .when(adult_moved, ref.county_choice.pick(draws.u("adult_county", F.col("person_id"), epoch)))
+        .when(move.take() < 0.25, ref.county_choice.pick(move.take()))
         .otherwise(F.col("county_final"))
     )
     staged = staged.withColumn(f"{prefix}_county", county)
-    city = ref.city_choice.pick(draws.u("city", key, epoch), F.col(f"{prefix}_county"))
+    city = ref.city_choice.pick(home.take(), F.col(f"{prefix}_county"))
     staged = staged.withColumn(f"{prefix}_city_row", city)
     city_row = F.col(f"{prefix}_city_row")
     zip_low, zip_high = ref.cities.int_at("zip_low", city_row), ref.cities.int_at("zip_high", city_row)
-    zip_code = zip_low + F.floor(draws.u("zip", key, epoch) * (zip_high - zip_low + 1)).cast("int")
-    apartment = F.when(
-        draws.chance(0.25, "apartment", key, epoch),
-        F.concat(F.lit(" APT "), draws.integer(1, 40, "apartment_no", key, epoch).cast("string")),
-    ).otherwise(F.lit(""))
-    street = ref.streets.at("name", F.floor(draws.u("street", key, epoch) * len(ref.streets)).cast("int"))
-    address = F.concat(
-        draws.integer(100, 19999, "street_no", key, epoch).cast("string"),
-        F.lit(" "),
-        street,
-        F.lit(" "),
-        draws.pick(STREET_SUFFIXES, "street_suffix", key, epoch),
-        apartment,
-    )
+    zip_code = zip_low + F.floor(home.take() * (zip_high - zip_low + 1)).cast("int")
+    has_apartment, apartment_number = home.take() < 0.25, F.lit(1) + F.floor(home.take() * 40).cast("int")
+    apartment = F.when(has_apartment, F.concat(F.lit(" APT "), apartment_number.cast("string"))).otherwise(F.lit(""))
+    street = ref.streets.at("name", F.floor(home.take() * len(ref.streets)).cast("int"))
+    number = F.lit(100) + F.floor(home.take() * (19999 - 100 + 1)).cast("int")
+    suffix = F.get(string_array(STREET_SUFFIXES), F.floor(home.take() * len(STREET_SUFFIXES)).cast("int"))
+    address = F.concat(number.cast("string"), F.lit(" "), street, F.lit(" "), suffix, apartment)
     return staged.withColumns(
         {
             f"{prefix}_county_code": ref.counties.at("county_code", F.col(f"{prefix}_county")),
@@ -96,4 +93,4 @@ def with_residence(df: DataFrame, draws: Draws, ref: Reference, year: Column, pr
             f"{prefix}_zip": F.lpad(zip_code.cast("string"), 5, "0"),
             f"{prefix}_address_line": address,
         }
-    ).drop(f"{prefix}_epoch", f"{prefix}_key", f"{prefix}_county", f"{prefix}_city_row")
+    ).drop(f"{prefix}_epoch", f"{prefix}_key", f"{prefix}_county", f"{prefix}_city_row", *home_hashes, *move_hashes)
