@@ -99,8 +99,9 @@ class Draws:
     def feistel(self, code: Column, salt: str) -> Column:
         """A bijection of the non-negative 62-bit longs: equal inputs give equal outputs, distinct give distinct.
 
-        Three Feistel rounds (Luby-Rackoff: a pseudorandom permutation) over two 31-bit halves, each round keyed by the seed, the salt and the round number,
-        so the output reveals nothing about the input without the seed.
+        Three Feistel rounds (Luby-Rackoff: a pseudorandom permutation) over two 31-bit halves, each round
+        keyed by the seed, the salt and the round number, so the output reveals nothing about the input
+        without the seed.
         """
         left = F.shiftright(code, 31).bitwiseAND(F.lit(_MASK_31))
         right = code.bitwiseAND(F.lit(_MASK_31))

@@ -74,14 +74,6 @@ def build_people(
     spark: SparkSession, people: int, seed: int, *, synth: SynthSettings, ref: Reference, partitions: int
 ) -> DataFrame:
     """One row per true person (person_id 0 .. people-1) with every latent attribute; see the module docstring."""
-    core = people_core(spark, people, seed, synth=synth, ref=ref, partitions=partitions)
-    return with_life_course(core, seed, ref=ref)
-
-
-def people_core(
-    spark: SparkSession, people: int, seed: int, *, synth: SynthSettings, ref: Reference, partitions: int
-) -> DataFrame:
-    """One row per true person: family, demographics, names, identifiers and the K-12 path."""
     draws = Draws(seed)
     base = spark.range(0, people, numPartitions=partitions).withColumnRenamed("id", "person_id")
     return (
@@ -90,17 +82,9 @@ def people_core(
         .transform(with_names, draws, ref, synth)
         .transform(with_identifiers, draws, people, seed, synth)
         .transform(with_schooling, draws, ref)
+        .transform(with_postsecondary, draws, ref)
+        .transform(with_programs_and_work, draws)
     )
-
-
-def with_life_course(core: DataFrame, seed: int, *, ref: Reference) -> DataFrame:
-    """Add college stints, program participation and work habits to `people_core` rows.
-
-    Kept apart from `people_core` so that a caller can cache the core first: one plan with every attribute
-    generates code too large for the JVM to compile in one piece.
-    """
-    draws = Draws(seed)
-    return core.transform(with_postsecondary, draws, ref).transform(with_programs_and_work, draws)
 
 
 def with_family(df: DataFrame, draws: Draws, people: int, seed: int, twin_rate: float) -> DataFrame:
