@@ -23,13 +23,14 @@ from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.config import FeedConfig, Settings
+from lakehouse.config import ColumnConfig, FeedConfig, Settings
 from lakehouse.synth import GenerateResult, generate
 from lakehouse.synth.draws import Draws
 from lakehouse.synth.identity import with_digit_error
 from lakehouse.synth.keys import PLACEHOLDER_SSNS
+from lakehouse.synth.landing import HadoopStore, LocalStore
 from lakehouse.synth.reference import WeightedGroups
-from lakehouse.synth.render import csv_field
+from lakehouse.synth.render import as_text, csv_field, impossible_date
 from tests.conftest import isolated
 
 PEOPLE, SEED = 400, 11
@@ -38,6 +39,7 @@ DELIVERY = "synth-test"
 
 
 def _with(settings: Settings, name: str, **synth: Any) -> Settings:
+    """Isolated folders and databases, and a defect rate high enough that every file has broken rows."""
     s = isolated(settings, name)
     return dataclasses.replace(s, synth=dataclasses.replace(s.synth, bad_row_rate=BAD_ROW_RATE, **synth))
 
@@ -238,9 +240,9 @@ def test_same_seed_gives_the_same_bytes_whatever_the_partitioning(
     spark: SparkSession, settings: Settings, delivery: tuple[Settings, GenerateResult]
 ) -> None:
     _, first = delivery
-    again_settings = _only(_with(settings, "synth_again", partitions=5), {"cde", "edd", "ucop"})
+    again_settings = _only(_with(settings, "synth_again", partitions=5), {"dss", "edd", "ucop"})
     again = generate(spark, again_settings, people=PEOPLE, seed=SEED, delivery_id=DELIVERY)
-    assert len(again.feeds) == 6
+    assert len(again.feeds) == 4  # one CSV, one fixed-width and two JSON Lines feeds
     expected = _digests(first)
     for key, digests in _digests(again).items():
         assert digests == expected[key], key
@@ -299,3 +301,37 @@ def test_draws_do_not_depend_on_partitioning(spark: SparkSession) -> None:
     assert stats is not None and stats[0] >= 0 and stats[1] < 1 and 0.45 < stats[2] < 0.55
     codes = spark.range(0, 5000).select(draws.feistel(F.col("id") * 7919, "keys").alias("code"))
     assert codes.distinct().count() == 5000
+
+
+def test_values_are_written_as_the_contract_says(spark: SparkSession) -> None:
+    df = spark.createDataFrame(
+        [(datetime(2003, 2, 1).date(), True, 1234.5, 7), (None, None, None, None)],
+        "d date, b boolean, x double, n int",
+    )
+    us_date = ColumnConfig(name="d", type="date", format="MM/dd/yyyy")
+    written = df.select(
+        as_text(F.col("d"), us_date).alias("d"),
+        as_text(F.col("b"), ColumnConfig(name="b", type="boolean")).alias("b"),
+        as_text(F.col("x"), ColumnConfig(name="x", type="decimal", precision=10, scale=2)).alias("x"),
+        as_text(F.col("n"), ColumnConfig(name="n", type="int")).alias("n"),
+        impossible_date(us_date, F.lit(0.0)).alias("bad"),
+    )
+    expected = spark.createDataFrame(
+        [("02/01/2003", "Y", "1234.50", "7", "02/30/2003"), (None, None, None, None, "02/30/2003")],
+        "d string, b string, x string, n string, bad string",
+    )
+    assert_df_equality(written, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+@pytest.mark.parametrize("kind", ["local", "hadoop"])
+def test_stores_write_list_rename_digest_and_delete(spark: SparkSession, tmp_path: Path, kind: str) -> None:
+    store = LocalStore() if kind == "local" else HadoopStore(spark)
+    root = str(tmp_path) if kind == "local" else f"file://{tmp_path}"
+    store.write_text(f"{root}/d/a.txt", "x,y\n1,2\n")
+    store.rename(f"{root}/d/a.txt", f"{root}/d/b.txt")
+    assert [n for n, is_dir in store.list_dir(f"{root}/d") if not n.startswith(".")] == ["b.txt"]
+    digest = store.digest(f"{root}/d/b.txt")
+    assert (digest.bytes, digest.lines) == (8, 2)
+    assert digest.sha256 == hashlib.sha256(b"x,y\n1,2\n").hexdigest()
+    store.delete(f"{root}/d")
+    assert not store.exists(f"{root}/d")

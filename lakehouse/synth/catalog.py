@@ -15,7 +15,7 @@ from lakehouse.synth.context import FeedContext
 class FeedSpec:
     """How to generate one feed: the builder, the prefix of its record keys, and rows per person.
 
-    `rows_per_person` (measured on the default settings) sizes the number of files before anything is
+    `rows_per_person` (measured on 5,000 people with the default settings) sizes the number of files before anything is
     counted; it need not be exact.
     """
 
@@ -25,21 +25,21 @@ class FeedSpec:
 
 
 FEEDS: dict[str, FeedSpec] = {
-    "cde_k12_enrollment": FeedSpec(k12.k12_enrollment, "E", 8.0),
-    "cde_k12_graduation": FeedSpec(k12.k12_graduation, "G", 0.6),
-    "cde_k12_assessment": FeedSpec(k12.k12_assessment, "A", 7.5),
-    "cccco_ccc_enrollment": FeedSpec(college.ccc_enrollment, "T", 2.0),
-    "cccco_ccc_awards": FeedSpec(college.ccc_awards, "W", 0.1),
-    "csu_csu_enrollment": FeedSpec(college.csu_enrollment, "S", 2.0),
-    "csu_csu_degrees": FeedSpec(college.csu_degrees, "D", 0.15),
-    "ucop_uc_enrollment": FeedSpec(college.uc_enrollment, "U", 1.5),
-    "ucop_uc_degrees": FeedSpec(college.uc_degrees, "D", 0.1),
+    "cde_k12_enrollment": FeedSpec(k12.k12_enrollment, "E", 9.8),
+    "cde_k12_graduation": FeedSpec(k12.k12_graduation, "G", 0.8),
+    "cde_k12_assessment": FeedSpec(k12.k12_assessment, "A", 10.6),
+    "cccco_ccc_enrollment": FeedSpec(college.ccc_enrollment, "T", 1.5),
+    "cccco_ccc_awards": FeedSpec(college.ccc_awards, "W", 0.06),
+    "csu_csu_enrollment": FeedSpec(college.csu_enrollment, "S", 1.4),
+    "csu_csu_degrees": FeedSpec(college.csu_degrees, "D", 0.12),
+    "ucop_uc_enrollment": FeedSpec(college.uc_enrollment, "U", 1.0),
+    "ucop_uc_degrees": FeedSpec(college.uc_degrees, "D", 0.07),
     "csac_aid_applications": FeedSpec(aid.aid_applications, "FA", 1.5),
     "csac_cal_grant_awards": FeedSpec(aid.cal_grant_awards, "CG", 0.5),
     "ctc_credentials": FeedSpec(credentials.credentials, "CR", 0.02),
     "dhcs_medi_cal_enrollment": FeedSpec(services.medi_cal_enrollment, "M", 0.7),
-    "dss_program_participation": FeedSpec(services.program_participation, "SP", 0.4),
-    "edd_ui_wages": FeedSpec(wages.ui_wages, "Q", 30.0),
+    "dss_program_participation": FeedSpec(services.program_participation, "SP", 0.37),
+    "edd_ui_wages": FeedSpec(wages.ui_wages, "Q", 24.5),
 }
 
 

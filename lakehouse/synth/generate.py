@@ -27,7 +27,7 @@ from lakehouse.synth.wages import FIRST_QUARTER_INDEX
 
 logger = logging.getLogger(__name__)
 
-PEOPLE_PER_PARTITION = 100_000
+PEOPLE_PER_PARTITION = 50_000
 FEED_THREADS = 4
 DELIVERY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -105,6 +105,10 @@ def generator_session(spark: SparkSession) -> SparkSession:
     """
     session = spark.newSession()
     session.conf.set("spark.sql.codegen.wholeStage", "false")
+    # One read partition per staged people file (files are never packed together): the people are
+    # generated in `partitions` slices and every feed keeps that parallelism.
+    split_bytes = session.conf.get("spark.sql.files.maxPartitionBytes") or "128m"
+    session.conf.set("spark.sql.files.openCostInBytes", split_bytes)
     return session
 
 

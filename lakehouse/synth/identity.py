@@ -91,6 +91,8 @@ def address_variant(address: Column, draws: Draws, salt: str, key: Column) -> Co
     return F.when(u < 0.08, long_suffix).when(u < 0.16, hash_unit).when(u < 0.28, comma_unit).otherwise(address)
 
 
+SWAPPABLE_BIRTH_DAYS = 12 * 11 / 365.25
+"""Share of birth dates whose day and month can be swapped into another valid date (day 1-12, not the month)."""
 PERSON_HASHES = 2  # accent, compound form, carries SSN, carries SSID, gender X
 NICKNAME_HASHES = 1  # nickname, which one, quoted
 RECORD_HASHES = 8  # 24 record-level decisions
@@ -181,7 +183,8 @@ def with_identity(
     birth = F.col("birth_date")
     day, month = F.dayofmonth(birth), F.month(birth)
     dob_missing = record.take() < profile.dob_missing_rate
-    dob_swapped = (record.take() < synth.dob_swap_rate * profile.dob_swap_scale) & (day <= 12) & (day != month)
+    swap_rate = min(1.0, synth.dob_swap_rate * profile.dob_swap_scale / SWAPPABLE_BIRTH_DAYS)
+    dob_swapped = (record.take() < swap_rate) & (day <= 12) & (day != month)
     birth_date = (
         F.when(dob_missing, F.lit(None).cast("date"))
         .when(dob_swapped, F.make_date(F.year(birth), day, month))

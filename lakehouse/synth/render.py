@@ -44,11 +44,11 @@ def as_text(value: Column, column: ColumnConfig) -> Column:
     return F.nullif(value.cast("string"), F.lit(""))
 
 
-def impossible_date(column: ColumnConfig, original: Column, u: Column) -> Column:
-    """February 30 of some year, written in the column's date format (e.g. 2003-02-30 or 02/30/2003)."""
+def impossible_date(column: ColumnConfig, u: Column) -> Column:
+    """February 30 of a year drawn by `u`, written in the column's date format (e.g. 2003-02-30 or 02/30/2003)."""
     year = F.lit(2003) + F.floor(u * 20).cast("int")  # 2003-2022: no year contains "28"
     february_28 = F.date_format(F.make_date(year, F.lit(2), F.lit(28)), column.format or "yyyy-MM-dd")
-    return F.when(F.lit(True), F.regexp_replace(february_28, "28", "30")).otherwise(original)
+    return F.regexp_replace(february_28, "28", "30")
 
 
 def letters_in_number(text: Column) -> Column:
@@ -138,7 +138,7 @@ def _with_value_defects(feed: FeedConfig, texts: dict[str, Column], draws: Draws
         for i, column in enumerate(targets):
             hit = F.coalesce((defect == kind) & (chosen == i), F.lit(False))
             if kind == "impossible_date":
-                bad = impossible_date(column, result[column.name], draws.u(f"{feed.key}:defect_year", code))
+                bad = impossible_date(column, draws.u(f"{feed.key}:defect_year", code))
             elif kind == "letters_in_number":
                 bad = letters_in_number(result[column.name])
             else:
