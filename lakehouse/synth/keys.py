@@ -3,7 +3,7 @@
 An identifier is a permutation of the person id: `(a * id + b) mod M` with `a` coprime to `M` is a bijection
 of [0, M), so two people never share an SSN, SSID or campus id by accident (only by design: shared SSNs,
 duplicate SSIDs). The multipliers come from the seed; products stay below 2**63 (ANSI mode forbids overflow)
-because ids are below 2**31 and multipliers below 2**32.
+because ids are below 2**31 and multipliers below 2**31.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ SSN_AREAS = 898  # 001-899 without 666
 SSN_SPACE = SSN_AREAS * 99 * 9999
 SSID_SPACE = 9_000_000_000
 PLACEHOLDER_SSNS = ("000000000", "123456789", "999999999")
+RECORD_KEY_LENGTH = 12
+"""Base-36 characters after the prefix of a record key (36**12 > 2**62, the permuted row codes)."""
 ROW_CODE_BITS = 24
 """A row code is person_id * 2**24 + an event code below 2**24 that is unique for the person within the feed."""
 
@@ -34,7 +36,7 @@ def stable_int(seed: int, purpose: str, modulus: int) -> int:
 
 
 def coprime_multiplier(seed: int, purpose: str, modulus: int) -> int:
-    """A multiplier below 2**32 coprime to `modulus`, chosen by the seed."""
+    """A multiplier below 2**31 coprime to `modulus`, chosen by the seed."""
     candidate = (1 << 30) + stable_int(seed, purpose, 1 << 30)
     while math.gcd(candidate, modulus) != 1:
         candidate += 1
@@ -88,7 +90,4 @@ def record_key(draws: Draws, feed_key: str, prefix: str, code: Column) -> Column
     Unique per feed (the permutation is a bijection) and unrelated to the person without the seed.
     """
     scrambled = draws.feistel(code, f"record_key:{feed_key}")
-    return F.concat(F.lit(prefix), F.lpad(F.conv(scrambled.cast("string"), 10, 36), 12, "0"))
-
-
-RECORD_KEY_LENGTH = 12
+    return F.concat(F.lit(prefix), F.lpad(F.conv(scrambled.cast("string"), 10, 36), RECORD_KEY_LENGTH, "0"))

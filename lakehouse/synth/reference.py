@@ -1,5 +1,13 @@
 """Shipped reference tables (lakehouse/data/*.csv) and the weighted draws built on them.
 
+Tables (written for this project from general knowledge; districts and schools are invented):
+first_names (sex, group, name, weight), surnames (group, name, weight), nicknames (name, nickname),
+accents (name, accented), counties (county_code, county_name, weight), cities (county_code, city,
+zip_low, zip_high, weight), districts (county_code, district_code, name, city, weight), schools
+(county_code, district_code, school_code, level E/M/H, name), colleges (segment CCC/CSU/UC, code, name,
+county_code, calendar, weight), programs (cip, top_code, title, bachelor_degree, associate_degree, weight),
+naics (naics, title, teen_weight, adult_weight, ba_weight, wage_factor) and streets (name).
+
 The tables are small (a few thousand rows in all), so they are read on the driver once and inlined into
 Spark plans as constant arrays: a draw is an O(1) array index, never a join or a map scan, whatever the
 number of people. A weighted draw within a group (first names by sex and ethnic group, cities by county,
