@@ -178,34 +178,28 @@ def run_pipeline(
     for stage in stages:
         started_at, start = datetime.now(UTC), time.perf_counter()
         logger.info("stage %s: started", stage)
+        figures: dict[str, Any] | None = None
+        error: Exception | None = None
         try:
             figures = STAGE_FUNCTIONS[stage](spark, settings, result.run_id)
         except Exception as exc:
-            seconds = time.perf_counter() - start
-            record_stage(
-                spark,
-                settings,
-                run_id=result.run_id,
-                stage=stage,
-                status="failed",
-                started_at=started_at,
-                seconds=seconds,
-                figures=None,
-                error=str(exc),
-            )
-            logger.error("stage %s: failed after %.1f s: %s", stage, seconds, exc)
-            raise
+            error = exc
         seconds = time.perf_counter() - start
         record_stage(
             spark,
             settings,
             run_id=result.run_id,
             stage=stage,
-            status="succeeded",
+            status="failed" if error else "succeeded",
             started_at=started_at,
             seconds=seconds,
             figures=figures,
+            error=str(error) if error else None,
         )
+        if error is not None:
+            logger.error("stage %s: failed after %.1f s: %s", stage, seconds, error)
+            raise error
+        assert figures is not None
         logger.info("stage %s: done in %.1f s: %s", stage, seconds, json.dumps(figures, default=str))
         result.stages.append(StageResult(stage=stage, seconds=seconds, figures=figures))
     return result
