@@ -253,8 +253,9 @@ class PartnerConfig:
 
 
 @dataclass(frozen=True)
-class DeterministicRule:
-    """Two records match when every column is equal and not null."""
+class BlockingRule:
+    """An equi-join rule: two records are a candidate pair (or, in the baseline, a match) when every column is
+    equal and not null. A block (records sharing the key) above max_block_size is left out and reported."""
 
     name: str
     columns: tuple[str, ...]
@@ -262,9 +263,43 @@ class DeterministicRule:
 
 
 @dataclass(frozen=True)
-class MatchingSettings:
-    rules: tuple[DeterministicRule, ...]
+class ModelSettings:
+    """Training and scoring of the Fellegi-Sunter model (see docs/linkage.md)."""
+
+    threshold: float = 0.95
+    """Match probability at or above which a scored pair links two records."""
+    strong_threshold: float = 0.999
+    """Links at or above it are strong: an oversized cluster is rebuilt from strong links only."""
+    min_stored_probability: float = 0.01
+    """Scored pairs below it are not kept in mpi.scored_pairs (they explain nothing anyone asks about)."""
+    u_sample_pairs: int = 1_000_000
+    """Random record pairs compared to estimate the u probabilities."""
+    em_max_iterations: int = 40
+    em_tolerance: float = 1e-5
+    training_rules: tuple[str, ...] = ()
+    """Blocking rules whose pairs train the m probabilities by EM, one session each (their own columns left out)."""
+    jaro_winkler_high: float = 0.92
+    jaro_winkler_low: float = 0.85
+    max_tf_adjustment: float = 8.0
+    """Cap (bits, either sign) of the term-frequency adjustment of one exact match."""
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class ClusteringSettings:
     max_iterations: int = 50
+    """Bound on the iterations of connected components."""
+    max_cluster_size: int = 60
+    """A cluster with more records is rebuilt from strong links only, then checked for conflicts."""
+
+
+@dataclass(frozen=True)
+class MatchingSettings:
+    blocking: tuple[BlockingRule, ...]
+    deterministic_rules: tuple[BlockingRule, ...] = ()
+    engine: Literal["probabilistic", "deterministic"] = "probabilistic"
+    model: ModelSettings = field(default_factory=ModelSettings)
+    clustering: ClusteringSettings = field(default_factory=ClusteringSettings)
     evaluate: bool = True
 
 
@@ -437,7 +472,22 @@ def _check_feed(feed: FeedConfig, source: str) -> None:
 
 
 def load_matching(path: Path) -> MatchingSettings:
-    return from_mapping(MatchingSettings, read_yaml(path), str(path))
+    matching = from_mapping(MatchingSettings, read_yaml(path), str(path))
+    source = str(path)
+    names = [rule.name for rule in matching.blocking]
+    for training in matching.model.training_rules:
+        if training not in names:
+            raise ConfigError(f"{source}: key 'model.training_rules' names {training!r}, which is not a blocking rule")
+    model = matching.model
+    for key in ("threshold", "strong_threshold", "min_stored_probability"):
+        value = getattr(model, key)
+        if not 0.0 < value < 1.0:
+            raise ConfigError(f"{source}: key 'model.{key}' must be between 0 and 1, got {value}")
+    if not model.min_stored_probability <= model.threshold <= model.strong_threshold:
+        raise ConfigError(
+            f"{source}: key 'model.threshold' must lie between min_stored_probability and strong_threshold"
+        )
+    return matching
 
 
 def load_settings(env: str = "local", conf: Path | None = None) -> Settings:

@@ -89,12 +89,15 @@ def _link(spark: SparkSession, settings: Settings, run_id: str) -> dict[str, Any
 
     result = link(spark, settings, run_id)
     figures: dict[str, Any] = {
+        "engine": result.engine,
         "records": result.n_records,
+        "candidate_pairs": result.n_candidate_pairs,
         "pairs": result.n_pairs,
         "persons": result.n_persons,
         "capped_blocks": result.n_capped_blocks,
         "iterations": result.iterations,
         "largest_cluster": result.largest_cluster,
+        "clusters_split": result.n_clusters_split,
     }
     if settings.matching is not None and settings.matching.evaluate:
         metrics = evaluate(spark, settings, run_id)

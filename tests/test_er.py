@@ -14,7 +14,7 @@ from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.config import DeterministicRule, MatchingSettings, Settings
+from lakehouse.config import BlockingRule, MatchingSettings, Settings
 from lakehouse.er import LinkageMetrics, LinkResult, evaluate, link
 from lakehouse.er.evaluation import METRICS_SCHEMA, record_truth
 from lakehouse.er.ids import person_id, person_id_history
@@ -66,7 +66,9 @@ def er_settings(settings: Settings, spark: SparkSession, tmp_path_factory: pytes
     databases = dataclasses.replace(settings.databases, silver="er_test_silver", mpi="er_test_mpi")
     ground_truth = str(tmp_path_factory.mktemp("er_ground_truth") / "ground_truth")
     storage = dataclasses.replace(settings.storage, ground_truth=ground_truth)
-    isolated = dataclasses.replace(settings, databases=databases, storage=storage)
+    assert settings.matching is not None
+    baseline = dataclasses.replace(settings.matching, engine="deterministic")
+    isolated = dataclasses.replace(settings, databases=databases, storage=storage, matching=baseline)
     create_databases(spark, isolated)
     return isolated
 
@@ -120,7 +122,7 @@ def test_link_is_stable_and_records_merges(spark: SparkSession, clean_mpi: Setti
     result = link(spark, settings, "run-1")
 
     assert dataclasses.replace(result, iterations=0) == LinkResult(
-        n_records=6, n_pairs=3, n_persons=3, n_capped_blocks=0, iterations=0, largest_cluster=3
+        n_records=6, n_pairs=3, n_persons=3, n_capped_blocks=0, iterations=0, largest_cluster=3, n_candidate_pairs=3
     )
     assert result.iterations >= 1
     pairs = spark.read.table(settings.table("mpi", "matched_pairs"))
@@ -166,7 +168,7 @@ def test_link_is_stable_and_records_merges(spark: SparkSession, clean_mpi: Setti
     write_person_records(spark, settings, [*FIRST_DELIVERY, bridge])
     merged = link(spark, settings, "run-3")
     assert dataclasses.replace(merged, iterations=0) == LinkResult(
-        n_records=7, n_pairs=7, n_persons=2, n_capped_blocks=0, iterations=0, largest_cluster=6
+        n_records=7, n_pairs=7, n_persons=2, n_capped_blocks=0, iterations=0, largest_cluster=6, n_candidate_pairs=7
     )
     expected_run_3 = spark.createDataFrame(
         [(pid("c1"), "merged", "c1", f"merged into {pid('a1')}: 2 of its 2 record(s) now under that person")],
@@ -178,9 +180,11 @@ def test_link_is_stable_and_records_merges(spark: SparkSession, clean_mpi: Setti
 
 
 def test_capped_block_is_reported_by_hash_and_links_nobody(spark: SparkSession, clean_mpi: Settings) -> None:
-    rules = (DeterministicRule(name="same_ssn", columns=("ssn_token",), max_block_size=2),)
+    rules = (BlockingRule(name="same_ssn", columns=("ssn_token",), max_block_size=2),)
     assert clean_mpi.matching is not None
-    settings = dataclasses.replace(clean_mpi, matching=dataclasses.replace(clean_mpi.matching, rules=rules))
+    settings = dataclasses.replace(
+        clean_mpi, matching=dataclasses.replace(clean_mpi.matching, deterministic_rules=rules)
+    )
     rows = [person("h1", ssn="HOT"), person("h2", ssn="HOT"), person("h3", ssn="HOT"), person("n1")]
     write_person_records(spark, settings, rows)
 

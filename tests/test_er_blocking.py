@@ -9,15 +9,15 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 
-from lakehouse.config import DeterministicRule
+from lakehouse.config import BlockingRule
 from lakehouse.er.blocking import KEY_SEPARATOR, block, block_key_hash
 
 RECORD_SCHEMA = "record_id string, ssn_token string, first_name string, last_name string, birth_date date"
 PAIR_SCHEMA = "record_id_l string, record_id_r string, rule string"
 CAPPED_SCHEMA = "rule string, block_key_hash string, block_size long"
 
-SSN = DeterministicRule(name="same_ssn", columns=("ssn_token",), max_block_size=3)
-NAME_DOB = DeterministicRule(
+SSN = BlockingRule(name="same_ssn", columns=("ssn_token",), max_block_size=3)
+NAME_DOB = BlockingRule(
     name="same_name_and_birth_date", columns=("first_name", "last_name", "birth_date"), max_block_size=3
 )
 D1, D2 = date(2001, 2, 3), date(1999, 12, 31)
@@ -115,11 +115,11 @@ def test_block_key_hash_never_hashes_a_partial_key(spark: SparkSession) -> None:
 def test_bad_rules_are_refused(spark: SparkSession) -> None:
     records = spark.createDataFrame([("r1", None, None, None, None)], RECORD_SCHEMA)
     with pytest.raises(ValueError, match="lack: zip3"):
-        block(records, [DeterministicRule(name="zip", columns=("zip3",))])
+        block(records, [BlockingRule(name="zip", columns=("zip3",))])
     with pytest.raises(ValueError, match="unique"):
         block(records, [SSN, SSN])
     with pytest.raises(ValueError, match="at least 2"):
-        block(records, [DeterministicRule(name="tiny", columns=("ssn_token",), max_block_size=1)])
+        block(records, [BlockingRule(name="tiny", columns=("ssn_token",), max_block_size=1)])
 
 
 def test_no_rules_no_pairs(spark: SparkSession) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse.config import DeterministicRule
+from lakehouse.config import BlockingRule
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def rule_flag(index: int) -> str:
     return f"is_blocked_by_rule_{index}"
 
 
-def check_rules(records: DataFrame, rules: Sequence[DeterministicRule]) -> None:
+def check_rules(records: DataFrame, rules: Sequence[BlockingRule]) -> None:
     """Raise ValueError when a rule is malformed or names a column `records` does not have."""
     names = [rule.name for rule in rules]
     if len(set(names)) != len(names):
@@ -84,7 +84,7 @@ def check_rules(records: DataFrame, rules: Sequence[DeterministicRule]) -> None:
             raise ValueError(f"blocking rule {rule.name!r} names columns the records lack: {', '.join(missing)}")
 
 
-def oversized_blocks(records: DataFrame, rule: DeterministicRule) -> DataFrame:
+def oversized_blocks(records: DataFrame, rule: BlockingRule) -> DataFrame:
     """One row per block of `rule` holding more than rule.max_block_size records: the rule's columns, block_size."""
     return (
         records.where(has_block_key(rule.columns))
@@ -94,7 +94,7 @@ def oversized_blocks(records: DataFrame, rule: DeterministicRule) -> DataFrame:
     )
 
 
-def capped_blocks(oversized: DataFrame, rule: DeterministicRule) -> DataFrame:
+def capped_blocks(oversized: DataFrame, rule: BlockingRule) -> DataFrame:
     """One row per capped block of `rule`: rule, block_key_hash, block_size (the raw key is dropped here)."""
     return oversized.select(
         F.lit(rule.name).alias("rule"),
@@ -103,7 +103,7 @@ def capped_blocks(oversized: DataFrame, rule: DeterministicRule) -> DataFrame:
     )
 
 
-def with_rule_flags(records: DataFrame, rules: Sequence[DeterministicRule], capped: DataFrame) -> DataFrame:
+def with_rule_flags(records: DataFrame, rules: Sequence[BlockingRule], capped: DataFrame) -> DataFrame:
     """Add is_blocked_by_rule_<i> per rule: the record's key of rule i is complete and its block is not capped.
 
     `capped` lists the capped blocks of every rule (rule, block_key_hash, block_size); it is small, so each left
@@ -123,8 +123,9 @@ def with_rule_flags(records: DataFrame, rules: Sequence[DeterministicRule], capp
     return flagged
 
 
-def rule_pairs(flagged: DataFrame, rules: Sequence[DeterministicRule], index: int) -> DataFrame:
-    """One row per pair first produced by rules[index]: record_id_l < record_id_r, rule.
+def rule_pairs(flagged: DataFrame, rules: Sequence[BlockingRule], index: int, carry: Sequence[str] = ()) -> DataFrame:
+    """One row per pair first produced by rules[index]: record_id_l < record_id_r, rule, then l_<c>, r_<c> for
+    every column c of `carry` (both records' values, so comparing a pair needs no further join).
 
     `flagged` carries the rule flags of `with_rule_flags`. A pair that an earlier rule already produced (same
     complete key there, block not capped) is excluded inside the join condition.
@@ -145,23 +146,34 @@ def rule_pairs(flagged: DataFrame, rules: Sequence[DeterministicRule], index: in
         F.col("l.record_id").alias("record_id_l"),
         F.col("r.record_id").alias("record_id_r"),
         F.lit(rule.name).alias("rule"),
+        *[F.col(f"{side}.{c}").alias(f"{side}_{c}") for c in carry for side in ("l", "r")],
     )
 
 
-def block(records: DataFrame, rules: Sequence[DeterministicRule]) -> Blocking:
+def block(records: DataFrame, rules: Sequence[BlockingRule], carry: Sequence[str] = ()) -> Blocking:
     """Candidate pairs of `records` (one row per record, `record_id` unique) under `rules`, in rule order.
 
-    Returns `pairs` (record_id_l, record_id_r, rule; each unordered pair once, labelled with the first rule that
-    produced it) and `capped` (rule, block_key_hash, block_size; one row per block left out). The capped blocks
-    and the records flagged with them are materialized here (two Spark jobs); the pairs stay lazy.
+    Returns `pairs` (record_id_l, record_id_r, rule, and l_<c>, r_<c> per column of `carry`; each unordered pair
+    once, labelled with the first rule that produced it) and `capped` (rule, block_key_hash, block_size; one row
+    per block left out). The capped blocks and the records flagged with them are materialized here (two Spark
+    jobs); the pairs stay lazy.
     """
     check_rules(records, rules)
+    missing = [c for c in carry if c not in records.columns]
+    if missing:
+        raise ValueError(f"blocking cannot carry columns the records lack: {', '.join(missing)}")
     if not rules:
         spark = records.sparkSession
-        empty_pairs = spark.createDataFrame([], "record_id_l string, record_id_r string, rule string")
+        carried = {f"{side}_{c}": records.schema[c].dataType.simpleString() for c in carry for side in ("l", "r")}
+        ddl = ", ".join(
+            ["record_id_l string, record_id_r string, rule string", *[f"{n} {k}" for n, k in carried.items()]]
+        )
+        empty_pairs = spark.createDataFrame([], ddl)
         empty_capped = spark.createDataFrame([], "rule string, block_key_hash string, block_size long")
         return Blocking(pairs=empty_pairs, capped=empty_capped)
-    key_columns = list(dict.fromkeys(c for rule in rules for c in rule.columns))
+    key_columns = list(
+        dict.fromkeys([c for rule in rules for c in rule.columns] + [c for c in carry if c != "record_id"])
+    )
     slim = records.select("record_id", *key_columns)
     capped = capped_blocks(oversized_blocks(slim, rules[0]), rules[0])
     for rule in rules[1:]:
@@ -170,8 +182,8 @@ def block(records: DataFrame, rules: Sequence[DeterministicRule]) -> Blocking:
     # are read by both sides of every rule's join.
     capped = capped.localCheckpoint(eager=True)
     flagged = with_rule_flags(slim, rules, capped).localCheckpoint(eager=True)
-    pairs = rule_pairs(flagged, rules, 0)
+    pairs = rule_pairs(flagged, rules, 0, carry)
     for index in range(1, len(rules)):
-        pairs = pairs.unionByName(rule_pairs(flagged, rules, index))
+        pairs = pairs.unionByName(rule_pairs(flagged, rules, index, carry))
     logger.info("blocking with %d rules: %s", len(rules), ", ".join(r.name for r in rules))
     return Blocking(pairs=pairs, capped=capped)

@@ -23,6 +23,7 @@ from lakehouse.tables import table_exists, write_table
 logger = logging.getLogger(__name__)
 
 BASELINE_MODEL = "deterministic-baseline"
+PROBABILISTIC_MODEL = "fellegi-sunter"
 GROUND_TRUTH_SCHEMA = "partner string, feed string, record_key string, person_key string"
 METRICS_SCHEMA = (
     "run_id string, model string, n_records long, n_persons long, n_pairs_predicted long, n_pairs_true long, "
@@ -203,7 +204,9 @@ def evaluate(spark: SparkSession, settings: Settings, run_id: str) -> LinkageMet
     precision, recall = ratio(tp, predicted), ratio(tp, true)
     metrics = LinkageMetrics(
         run_id=run_id,
-        model=BASELINE_MODEL,
+        model=PROBABILISTIC_MODEL
+        if settings.matching is not None and settings.matching.engine == "probabilistic"
+        else BASELINE_MODEL,
         n_records=int(row["n_records"]),
         n_persons=int(row["n_persons"]),
         n_pairs_predicted=predicted,

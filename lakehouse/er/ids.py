@@ -46,22 +46,29 @@ def with_cluster_size(records: DataFrame) -> DataFrame:
     return records.join(sizes, on="cluster_id", how="inner")
 
 
-def crosswalk(records: DataFrame, labels: DataFrame, run_id: str, linked_at: datetime) -> DataFrame:
+def crosswalk(
+    records: DataFrame, labels: DataFrame, run_id: str, linked_at: datetime, confidence: DataFrame | None = None
+) -> DataFrame:
     """One row per record: record_id, person_id, partner, cluster_size, match_confidence, run_id, linked_at.
 
-    `records` is person_records (record_id, partner); `labels` the connected components of the matched pairs.
-    The deterministic baseline is certain of every assignment: match_confidence is 1.0.
+    `records` is person_records (record_id, partner); `labels` the clusters of the linked records (record_id,
+    cluster_id); `confidence` (record_id, match_confidence) the probability of each linked record's best link.
+    A record without one (a single-record person, or any record of the deterministic baseline) has 1.0.
     """
+    with_confidence = records.select("record_id", "partner")
+    if confidence is not None:
+        with_confidence = with_confidence.join(confidence, on="record_id", how="left")
+    else:
+        with_confidence = with_confidence.withColumn("match_confidence", F.lit(None).cast("double"))
     return (
-        records.select("record_id", "partner")
-        .transform(with_cluster_id, labels)
+        with_confidence.transform(with_cluster_id, labels)
         .transform(with_cluster_size)
         .select(
             "record_id",
             person_id(F.col("cluster_id")).alias("person_id"),
             "partner",
             "cluster_size",
-            F.lit(1.0).alias("match_confidence"),
+            F.coalesce(F.col("match_confidence"), F.lit(1.0)).cast("double").alias("match_confidence"),
             F.lit(run_id).alias("run_id"),
             F.lit(linked_at).cast("timestamp").alias("linked_at"),
         )

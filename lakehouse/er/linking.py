@@ -1,9 +1,14 @@
-"""The deterministic linkage run: silver.person_records -> mpi.matched_pairs, crosswalk, history, capped_blocks.
+"""The linkage run: silver.person_records -> the mpi tables, with the engine conf/matching.yaml names.
 
-Blocking rules come from conf/matching.yaml; in this baseline every candidate pair is a match. The matched pairs
-are clustered by connected components and every cluster (a singleton included) gets a person id derived from
-its smallest record_id. Tables written: mpi.capped_blocks, mpi.matched_pairs and mpi.crosswalk are replaced
-(the state of this run); mpi.person_id_history is appended to. The history is written before the crosswalk is
+probabilistic (the default): comparison features, blocking, comparison levels, a Fellegi-Sunter model trained
+without labels, scored pairs, links at or above model.threshold, connected components, and clusters with
+incompatible records split (`conflicts`). deterministic (the foundation's baseline): every pair of a
+deterministic rule is a match.
+
+Either way every cluster (a singleton included) gets a person id derived from its smallest record_id. Tables
+written: mpi.capped_blocks, mpi.matched_pairs (the links) and mpi.crosswalk are replaced (the state of this run);
+the probabilistic engine also replaces mpi.scored_pairs and mpi.cluster_splits and appends its model to
+mpi.linkage_models; mpi.person_id_history is appended to. The history is written before the crosswalk is
 replaced, because it compares the previous crosswalk with the new one.
 """
 
@@ -16,17 +21,25 @@ from datetime import UTC, datetime
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.config import MatchingSettings, Settings
-from lakehouse.er.blocking import block
+from lakehouse.config import BlockingRule, MatchingSettings, Settings
+from lakehouse.er.blocking import Blocking, block
+from lakehouse.er.comparisons import gamma_column, pair_features, person_comparisons, with_gammas, with_similarities
 from lakehouse.er.components import connected_components
+from lakehouse.er.conflicts import CONFLICT_COLUMNS, split_conflicts
+from lakehouse.er.features import comparison_features
 from lakehouse.er.ids import crosswalk, person_id_history
+from lakehouse.er.model import FellegiSunterModel
 from lakehouse.er.schema import (
     CAPPED_COMMENTS,
     CROSSWALK_COMMENTS,
     HISTORY_COMMENTS,
     PAIR_COMMENTS,
+    SCORED_PAIR_COMMENTS,
+    SPLIT_COMMENTS,
     with_column_comments,
 )
+from lakehouse.er.scoring import weight_column, with_match_weight
+from lakehouse.er.training import session_flag, train_model, with_session_flags
 from lakehouse.tables import table_exists, write_table
 
 logger = logging.getLogger(__name__)
@@ -42,6 +55,10 @@ class LinkResult:
     n_capped_blocks: int
     iterations: int
     largest_cluster: int
+    engine: str = "deterministic"
+    n_candidate_pairs: int = 0
+    n_clusters_split: int = 0
+    prior: float | None = None
 
 
 def matching_settings(settings: Settings) -> MatchingSettings:
@@ -88,10 +105,10 @@ def crosswalk_figures(crosswalk_df: DataFrame) -> tuple[int, int]:
 
 
 def link(spark: SparkSession, settings: Settings, run_id: str) -> LinkResult:
-    """Link silver.person_records with the deterministic rules of conf/matching.yaml and write the mpi tables.
+    """Link silver.person_records with the engine of conf/matching.yaml and write the mpi tables.
 
     Raises ValueError on a missing input table, empty run_id or malformed rules, and
-    ComponentsNotConvergedError when clustering needs more than matching.max_iterations iterations.
+    ComponentsNotConvergedError when clustering needs more than clustering.max_iterations iterations.
     """
     if not run_id:
         raise ValueError("run_id must not be empty")
@@ -103,9 +120,12 @@ def link(spark: SparkSession, settings: Settings, run_id: str) -> LinkResult:
     if "partner" not in records.columns:
         raise ValueError(f"{source} has no partner column")
     n_records = count_records(records)
-    logger.info("link run %s: %d person records, %d rules", run_id, n_records, len(matching.rules))
+    if matching.engine == "deterministic":
+        return _link_deterministic(spark, settings, matching, records, n_records=n_records, run_id=run_id)
+    return _link_probabilistic(spark, settings, matching, records, n_records=n_records, run_id=run_id)
 
-    blocking = block(records, matching.rules)
+
+def _write_capped(spark: SparkSession, settings: Settings, blocking: Blocking, run_id: str) -> int:
     capped_table = settings.table("mpi", "capped_blocks")
     write_table(
         blocking.capped.withColumn("run_id", F.lit(run_id)).transform(with_column_comments, CAPPED_COMMENTS),
@@ -117,21 +137,35 @@ def link(spark: SparkSession, settings: Settings, run_id: str) -> LinkResult:
         logger.warning(
             "link run %s: %d blocks above max_block_size were capped (see %s)", run_id, n_capped, capped_table
         )
+    return n_capped
 
+
+def _write_links(spark: SparkSession, settings: Settings, links: DataFrame, run_id: str) -> tuple[DataFrame, int]:
+    """mpi.matched_pairs replaced by `links` (record_id_l, record_id_r, rule); returns them read back and counted."""
     pairs_table = settings.table("mpi", "matched_pairs")
     write_table(
-        blocking.pairs.withColumn("run_id", F.lit(run_id)).transform(with_column_comments, PAIR_COMMENTS),
+        links.select("record_id_l", "record_id_r", "rule")
+        .withColumn("run_id", F.lit(run_id))
+        .transform(with_column_comments, PAIR_COMMENTS),
         pairs_table,
-        comment="one row per matched record pair (record_id_l < record_id_r) with the first rule that matched it",
+        comment="one row per linked record pair (record_id_l < record_id_r) with the first rule that blocked it",
     )
-    pairs = spark.read.table(pairs_table)  # reading the written table cuts the blocking lineage
-    n_pairs = pairs.count()
-    logger.info("link run %s: %d matched pairs", run_id, n_pairs)
+    pairs = spark.read.table(pairs_table)  # reading the written table cuts the lineage
+    return pairs, pairs.count()
 
-    components = connected_components(pairs, matching.max_iterations)
+
+def _write_persons(
+    spark: SparkSession,
+    settings: Settings,
+    records: DataFrame,
+    labels: DataFrame,
+    run_id: str,
+    *,
+    confidence: DataFrame | None = None,
+) -> tuple[int, int]:
+    """Person ids from the cluster labels: history appended, crosswalk replaced; returns (persons, largest)."""
     linked_at = datetime.now(UTC)
-    new_crosswalk = crosswalk(records, components.labels, run_id, linked_at).localCheckpoint(eager=True)
-
+    new_crosswalk = crosswalk(records, labels, run_id, linked_at, confidence).localCheckpoint(eager=True)
     crosswalk_table = settings.table("mpi", "crosswalk")
     previous = spark.read.table(crosswalk_table) if table_exists(spark, crosswalk_table) else None
     history_table = settings.table("mpi", "person_id_history")
@@ -146,18 +180,14 @@ def link(spark: SparkSession, settings: Settings, run_id: str) -> LinkResult:
         crosswalk_table,
         comment="one row per person record: the person id it belongs to in the latest linkage run",
     )
-    n_persons, largest = crosswalk_figures(new_crosswalk)
-    result = LinkResult(
-        n_records=n_records,
-        n_pairs=n_pairs,
-        n_persons=n_persons,
-        n_capped_blocks=n_capped,
-        iterations=components.iterations,
-        largest_cluster=largest,
-    )
+    return crosswalk_figures(new_crosswalk)
+
+
+def _log_result(run_id: str, result: LinkResult) -> LinkResult:
     logger.info(
-        "link run %s: %d records -> %d persons (largest %d records), %d pairs, %d capped blocks, %d iterations",
+        "link run %s (%s): %d records -> %d persons (largest %d records), %d links, %d capped blocks, %d iterations",
         run_id,
+        result.engine,
         result.n_records,
         result.n_persons,
         result.largest_cluster,
@@ -166,3 +196,199 @@ def link(spark: SparkSession, settings: Settings, run_id: str) -> LinkResult:
         result.iterations,
     )
     return result
+
+
+def _link_deterministic(
+    spark: SparkSession,
+    settings: Settings,
+    matching: MatchingSettings,
+    records: DataFrame,
+    *,
+    n_records: int,
+    run_id: str,
+) -> LinkResult:
+    """The baseline: every pair of a deterministic rule is a match."""
+    logger.info(
+        "link run %s: %d person records, %d deterministic rules", run_id, n_records, len(matching.deterministic_rules)
+    )
+    blocking = block(records, matching.deterministic_rules)
+    n_capped = _write_capped(spark, settings, blocking, run_id)
+    pairs, n_pairs = _write_links(spark, settings, blocking.pairs, run_id)
+    logger.info("link run %s: %d matched pairs", run_id, n_pairs)
+    components = connected_components(pairs, matching.clustering.max_iterations)
+    n_persons, largest = _write_persons(spark, settings, records, components.labels, run_id)
+    return _log_result(
+        run_id,
+        LinkResult(
+            n_records=n_records,
+            n_pairs=n_pairs,
+            n_persons=n_persons,
+            n_capped_blocks=n_capped,
+            iterations=components.iterations,
+            largest_cluster=largest,
+            engine="deterministic",
+            n_candidate_pairs=n_pairs,
+        ),
+    )
+
+
+def training_rules(matching: MatchingSettings) -> tuple[BlockingRule, ...]:
+    by_name = {rule.name: rule for rule in matching.blocking}
+    return tuple(by_name[name] for name in matching.model.training_rules)
+
+
+def _link_probabilistic(
+    spark: SparkSession,
+    settings: Settings,
+    matching: MatchingSettings,
+    records: DataFrame,
+    *,
+    n_records: int,
+    run_id: str,
+) -> LinkResult:
+    """Features, blocking, comparisons, training, scoring, clustering and conflict splitting (module docstring)."""
+    logger.info("link run %s: %d person records, %d blocking rules", run_id, n_records, len(matching.blocking))
+    features = comparison_features(records).localCheckpoint(eager=True)
+    comparisons = person_comparisons(matching.model)
+    trainers = training_rules(matching)
+    carry = list(dict.fromkeys([*pair_features(comparisons), *[c for rule in trainers for c in rule.columns]]))
+    blocking = block(features, matching.blocking, carry)
+    n_capped = _write_capped(spark, settings, blocking, run_id)
+
+    tf_columns = [c for c in carry if c.startswith("tf_")]
+    kept = [
+        "record_id_l",
+        "record_id_r",
+        "rule",
+        *[gamma_column(c.name) for c in comparisons],
+        *[session_flag(r.name) for r in trainers],
+        *[f"{side}_{c}" for c in tf_columns for side in ("l", "r")],
+    ]
+    candidates = (
+        blocking.pairs.transform(with_similarities)
+        .transform(with_gammas, comparisons)
+        .transform(with_session_flags, trainers)
+        .select(*kept)
+        .localCheckpoint(eager=True)
+    )
+    model = train_model(features, candidates, comparisons, trainers, settings=matching.model, n_records=n_records)
+    n_candidates = int(model.training["n_candidate_pairs"])  # type: ignore[call-overload]
+    _write_model(spark, settings, model, run_id)
+
+    scored_table = settings.table("mpi", "scored_pairs")
+    write_table(
+        candidates.transform(with_match_weight, model)
+        .where(F.col("match_probability") >= F.lit(matching.model.min_stored_probability))
+        .select(
+            "record_id_l",
+            "record_id_r",
+            "rule",
+            *[gamma_column(c.name) for c in comparisons],
+            *[weight_column(c.name) for c in comparisons],
+            "match_weight",
+            "match_probability",
+            F.lit(run_id).alias("run_id"),
+        )
+        .transform(with_column_comments, SCORED_PAIR_COMMENTS),
+        scored_table,
+        comment=(
+            "one row per candidate pair of the latest run scored at or above model.min_stored_probability: the level "
+            "(gamma_*) and weight (weight_*, log2 Bayes factor) of every comparison, the match weight and probability"
+        ),
+    )
+    scored = spark.read.table(scored_table)
+    links, n_links = _write_links(
+        spark, settings, scored.where(F.col("match_probability") >= F.lit(matching.model.threshold)), run_id
+    )
+    logger.info(
+        "link run %s: %d candidate pairs, %d links at probability >= %s",
+        run_id,
+        n_candidates,
+        n_links,
+        matching.model.threshold,
+    )
+    link_weights = links.join(
+        scored.select("record_id_l", "record_id_r", "match_weight", "match_probability"),
+        on=["record_id_l", "record_id_r"],
+        how="inner",
+    )
+    components = connected_components(links, matching.clustering.max_iterations)
+    clustered = (
+        features.select(*CONFLICT_COLUMNS)
+        .join(components.labels, on="record_id", how="left")
+        .withColumn("cluster_id", F.coalesce(F.col("cluster_id"), F.col("record_id")))
+    )
+    labels, rebuilt = split_conflicts(
+        clustered, link_weights, matching.clustering.max_cluster_size, matching.model.strong_threshold
+    )
+    n_split = _write_splits(spark, settings, rebuilt, run_id)
+    labels = labels.localCheckpoint(eager=True)
+    confidence = link_confidence(link_weights, labels)
+    n_persons, largest = _write_persons(spark, settings, records, labels, run_id, confidence=confidence)
+    return _log_result(
+        run_id,
+        LinkResult(
+            n_records=n_records,
+            n_pairs=n_links,
+            n_persons=n_persons,
+            n_capped_blocks=n_capped,
+            iterations=components.iterations,
+            largest_cluster=largest,
+            engine="probabilistic",
+            n_candidate_pairs=n_candidates,
+            n_clusters_split=n_split,
+            prior=model.prior,
+        ),
+    )
+
+
+def link_confidence(links: DataFrame, labels: DataFrame) -> DataFrame:
+    """record_id, match_confidence: the highest probability of a link from the record inside its final cluster."""
+    cluster_l = labels.select(F.col("record_id").alias("record_id_l"), F.col("cluster_id").alias("cluster_l"))
+    cluster_r = labels.select(F.col("record_id").alias("record_id_r"), F.col("cluster_id").alias("cluster_r"))
+    kept = (
+        links.join(cluster_l, on="record_id_l", how="inner")
+        .join(cluster_r, on="record_id_r", how="inner")
+        .where(F.col("cluster_l") == F.col("cluster_r"))
+    )
+    ends = kept.select(F.col("record_id_l").alias("record_id"), "match_probability").unionByName(
+        kept.select(F.col("record_id_r").alias("record_id"), "match_probability")
+    )
+    return ends.groupBy("record_id").agg(F.max("match_probability").alias("match_confidence"))
+
+
+def _write_model(spark: SparkSession, settings: Settings, model: FellegiSunterModel, run_id: str) -> None:
+    table = settings.table("mpi", "linkage_models")
+    frame = spark.createDataFrame(
+        [(run_id, model.prior, model.to_json(), datetime.now(UTC))],
+        "run_id string, prior double, model_json string, trained_at timestamp",
+    )
+    write_table(
+        frame,
+        table,
+        mode="append",
+        comment=None if table_exists(spark, table) else "one row per trained Fellegi-Sunter model (JSON: m, u, prior)",
+    )
+
+
+def _write_splits(spark: SparkSession, settings: Settings, rebuilt: DataFrame, run_id: str) -> int:
+    """mpi.cluster_splits replaced by this run's rebuilt clusters; returns how many clusters were rebuilt."""
+    table = settings.table("mpi", "cluster_splits")
+    write_table(
+        rebuilt.select("old_cluster_id", "record_id", "cluster_id", "reason", F.lit(run_id).alias("run_id")).transform(
+            with_column_comments, SPLIT_COMMENTS
+        ),
+        table,
+        comment="one row per record of a cluster rebuilt because it held incompatible records or was oversized",
+    )
+    row = (
+        spark.read.table(table)
+        .agg(F.count_distinct("old_cluster_id").alias("n_old"), F.count_distinct("cluster_id").alias("n_new"))
+        .first()
+    )
+    n_old = int(row["n_old"]) if row else 0
+    if n_old:
+        logger.warning(
+            "link run %s: %d clusters rebuilt into %d (see %s)", run_id, n_old, int(row["n_new"]) if row else 0, table
+        )
+    return n_old

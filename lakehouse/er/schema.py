@@ -25,12 +25,28 @@ PAIR_COMMENTS = {
     "rule": "first blocking rule (conf/matching.yaml) that produced the pair",
     "run_id": "linkage run that produced the pair",
 }
+SCORED_PAIR_COMMENTS = {
+    "record_id_l": "smaller record_id of the pair (silver.person_records)",
+    "record_id_r": "larger record_id of the pair",
+    "rule": "first blocking rule (conf/matching.yaml) that produced the pair",
+    "match_weight": "prior log2-odds plus the sum of the weight_* columns",
+    "match_probability": "1 / (1 + 2^-match_weight): the model's probability that the two records are one person",
+    "run_id": "linkage run that scored the pair",
+}
+SPLIT_COMMENTS = {
+    "old_cluster_id": "cluster (smallest record_id) as connected components built it",
+    "record_id": "a record of that cluster",
+    "cluster_id": "the record's cluster after the split (smallest record_id of its new group)",
+    "reason": "why the cluster was rebuilt",
+    "run_id": "linkage run that split the cluster",
+}
 CROSSWALK_COMMENTS = {
     "record_id": "silver.person_records record id (one row per record)",
     "person_id": "'P' + 15 hex digits of sha2('person|' + smallest record_id of the cluster)",
     "partner": "partner that delivered the record",
     "cluster_size": "number of records of the person",
-    "match_confidence": "confidence of the assignment; 1.0 for the deterministic baseline",
+    "match_confidence": "highest match probability of a link from the record inside its person (1.0 for a single "
+    "record and for the deterministic baseline)",
     "run_id": "linkage run that assigned the person id",
     "linked_at": "when the run linked the record",
 }

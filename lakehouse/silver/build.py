@@ -52,6 +52,8 @@ PERSON_RECORDS_COLUMN_COMMENTS = {
     "record_id": "32 hex characters of SHA-256 of partner, tokens and standardized identity values; unique key",
     "ssn_token": "HMAC-SHA256 (hex) of the 9-digit SSN; null when missing, invalid or a placeholder",
     "local_id_token": "HMAC-SHA256 (hex) of '<partner>:<local id>'; ids of two partners never collide",
+    "ssn_variant_tokens": "HMAC tokens (128 bits) of the SSN with one digit deleted: overlap means one typo",
+    "ssid_variant_tokens": "HMAC tokens (128 bits) of the SSID with one digit deleted: overlap means one typo",
 }
 LINEAGE = ("delivery_id", "source_file", "line_number", "ingested_at")
 

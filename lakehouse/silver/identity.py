@@ -12,14 +12,13 @@ standardized values (SSN included), so it is never written to a table.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.config import FeedConfig
 from lakehouse.silver.standardize import (
+    HmacTokenizer,
     birth_day,
     birth_month,
     birth_year,
@@ -71,6 +70,8 @@ PERSON_RECORD_COLUMNS = (
     "local_id_token",
     "ssn_token",
     "ssid_token",
+    "ssn_variant_tokens",
+    "ssid_variant_tokens",
     "first_name",
     "middle_name",
     "last_name",
@@ -143,12 +144,13 @@ def record_id(partner: Column, *values: Column) -> Column:
     return F.substring(F.sha2(F.to_json(F.struct(*fields), {"ignoreNullFields": "false"}), 256), 1, RECORD_ID_LENGTH)
 
 
-def person_records(identities: DataFrame, tokenize: Callable[[Column | str], Column]) -> DataFrame:
+def person_records(identities: DataFrame, tokenize: HmacTokenizer) -> DataFrame:
     """One row per distinct standardized identity per partner: the person_records columns plus identity_key.
 
     feeds: the sorted names of the partner's feeds the identity appears in; n_rows: its silver rows.
     Tokens: HMAC of the standardized SSN and SSID, and of "<partner>:<local id>", so the same local id
-    at two partners gives two different tokens.
+    at two partners gives two different tokens; and the tokens of the SSN's and SSID's one-digit-deleted
+    variants, so linkage can tell a typo (variants overlap) from a different number.
     """
     grouped = identities.groupBy("identity_key", "partner", *STANDARDIZED).agg(
         F.sort_array(F.collect_set("feed")).alias("feeds"),
@@ -159,6 +161,8 @@ def person_records(identities: DataFrame, tokenize: Callable[[Column | str], Col
             "local_id_token": tokenize(F.concat(F.col("partner"), F.lit(":"), F.col("local_id"))),
             "ssn_token": tokenize("ssn"),
             "ssid_token": tokenize("ssid"),
+            "ssn_variant_tokens": tokenize.variants("ssn", "ssn"),
+            "ssid_variant_tokens": tokenize.variants("ssid", "ssid"),
         }
     )
     hashed = [

@@ -2,15 +2,14 @@
 
 Every function takes a Column and returns a Column; a null input gives a null output, and a value that
 is empty or invalid after standardization becomes null too (so "missing" has one spelling). They are
-native Spark expressions except `hmac_tokenizer`, which has to run Python's `hmac` (Spark has no
-HMAC function) and does so in a vectorized (Arrow) pandas UDF.
+native Spark expressions except the HMAC tokens (`hmac_tokenizer`), which have to run Python's `hmac` (Spark
+has no HMAC function) and do so in vectorized (Arrow) pandas UDFs.
 """
 
 from __future__ import annotations
 
 import hmac
 import unicodedata
-from collections.abc import Callable
 from functools import reduce
 
 import pandas as pd
@@ -256,29 +255,77 @@ def birth_day(date: Column | str) -> Column:
 # keyed tokens
 
 
-def hmac_tokenizer(key: bytes) -> Callable[[Column | str], Column]:
-    """A Column function: HMAC-SHA256 hex digest of each (UTF-8) value under `key`; null stays null.
+VARIANT_TOKEN_HEX_DIGITS = 32
+"""Variant tokens are cut to 128 bits: they are compared for overlap only, never reversed or joined at scale."""
+
+
+def deletion_variants(value: str) -> list[str]:
+    """The distinct strings left by deleting one character of `value` ("1234" -> "234", "134", "124", "123").
+
+    Two values that differ by one substituted character, or by two adjacent characters swapped, share at least
+    one deletion variant; two different random 9-digit numbers almost never do.
+    """
+    return sorted({value[:i] + value[i + 1 :] for i in range(len(value))})
+
+
+class HmacTokenizer:
+    """Column functions that turn identifiers into HMAC-SHA256 tokens under one secret key.
 
     Spark has no HMAC function, and building one from `sha2` would need the key as a literal, which
-    Spark prints in plans and logs. So the digest runs in a vectorized pandas UDF (one Arrow batch per
-    call, Python's C-implemented `hmac.digest`) whose closure holds the key: plans show only the
-    function name `hmac_sha256`; the key travels to executors inside the pickled function, like any
-    closure, and is never a Column, a literal or a table value.
+    Spark prints in plans and logs. So the digests run in vectorized pandas UDFs (one Arrow batch per
+    call, Python's C-implemented `hmac.digest`) whose closures hold the key: plans show only the
+    function names; the key travels to executors inside the pickled functions, like any closure, and is
+    never a Column, a literal or a table value.
     """
-    if not isinstance(key, bytes) or not key:
-        raise ValueError("hmac_tokenizer needs a non-empty bytes key")
 
-    def digest(value: object) -> str | None:
-        if not isinstance(value, str):
-            return None
-        return hmac.digest(key, value.encode("utf-8"), "sha256").hex()
+    def __init__(self, key: bytes) -> None:
+        if not isinstance(key, bytes) or not key:
+            raise ValueError("hmac_tokenizer needs a non-empty bytes key")
 
-    @pandas_udf("string")  # type: ignore[call-overload,untyped-decorator]
-    def hmac_sha256(values: pd.Series) -> pd.Series:
-        return pd.Series([digest(v) for v in values], index=values.index, dtype="object")
+        def digest(value: object) -> str | None:
+            if not isinstance(value, str):
+                return None
+            return hmac.digest(key, value.encode("utf-8"), "sha256").hex()
 
-    def tokenize(col: Column | str) -> Column:
-        column: Column = hmac_sha256(_column(col))
+        def variants(value: object, namespace: str) -> list[str] | None:
+            if not isinstance(value, str):
+                return None
+            return sorted(
+                hmac.digest(key, f"{namespace}~{v}".encode(), "sha256").hex()[:VARIANT_TOKEN_HEX_DIGITS]
+                for v in deletion_variants(value)
+            )
+
+        @pandas_udf("string")  # type: ignore[call-overload,untyped-decorator]
+        def hmac_sha256(values: pd.Series) -> pd.Series:
+            return pd.Series([digest(v) for v in values], index=values.index, dtype="object")
+
+        @pandas_udf("array<string>")  # type: ignore[call-overload,untyped-decorator]
+        def hmac_deletion_variants(values: pd.Series, namespaces: pd.Series) -> pd.Series:
+            return pd.Series(
+                [variants(v, str(n)) for v, n in zip(values, namespaces, strict=True)],
+                index=values.index,
+                dtype="object",
+            )
+
+        self._token = hmac_sha256
+        self._variants = hmac_deletion_variants
+
+    def __call__(self, col: Column | str) -> Column:
+        """HMAC-SHA256 hex digest of each (UTF-8) value; null stays null."""
+        column: Column = self._token(_column(col))
         return column
 
-    return tokenize
+    def variants(self, col: Column | str, namespace: str) -> Column:
+        """Sorted tokens (128-bit HMAC hex) of the one-character deletion variants of each value; null stays null.
+
+        `namespace` (such as "ssn") keeps the variants of two identifiers apart. Two records whose arrays overlap
+        have values one typo apart (a digit replaced or two adjacent digits swapped): linkage compares them
+        without ever seeing the values.
+        """
+        column: Column = self._variants(_column(col), F.lit(namespace))
+        return column
+
+
+def hmac_tokenizer(key: bytes) -> HmacTokenizer:
+    """The HMAC tokenizer for `key` (see `HmacTokenizer`); calling it on a Column gives the full-value token."""
+    return HmacTokenizer(key)

@@ -1,0 +1,142 @@
+"""Comparison features of person records: what blocking keys and comparisons read, as native Spark expressions.
+
+Input: records with the standardized identity columns of silver.person_records (record_id, partner, names,
+birth date and its parts, gender, zip5, tokens). Added here, per record:
+
+- `first_name_groups`: the nickname groups of the first name from the shipped table er/data/nicknames.csv
+  (a formal name and its nicknames form one group; "ALEX" is in the groups of ALEXANDER and ALEXANDRA), so
+  JOSE and PEPE compare as the same name; a name in no group is its own group;
+- `last_name_parts`: the parts of a compound or hyphenated surname ("GARCIA LOPEZ" -> [GARCIA, LOPEZ]);
+- `first_name_soundex`, `last_name_soundex`: Spark's native Soundex codes;
+- `first_initial`, `middle_initial`: first letters;
+- `full_name_key`: first and last name in alphabetical order, so a record with the two swapped shares it;
+- `tf_first_name`, `tf_last_name`, `tf_birth_date`: the share of records holding the record's value (term
+  frequency), for the term-frequency adjustment of exact matches.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping
+from functools import cache
+from importlib import resources
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+NICKNAMES_RESOURCE = ("er", "data", "nicknames.csv")
+TF_COLUMNS = ("first_name", "last_name", "birth_date")
+"""Columns whose exact matches are weighted by how common the value is."""
+
+FEATURE_COLUMNS = (
+    "record_id",
+    "partner",
+    "first_name",
+    "middle_name",
+    "last_name",
+    "birth_date",
+    "birth_year",
+    "birth_month",
+    "birth_day",
+    "gender",
+    "zip5",
+    "zip3",
+    "ssn_token",
+    "ssid_token",
+    "ssn_variant_tokens",
+    "ssid_variant_tokens",
+    "first_name_groups",
+    "last_name_parts",
+    "first_name_soundex",
+    "last_name_soundex",
+    "first_initial",
+    "middle_initial",
+    "full_name_key",
+    *[f"tf_{c}" for c in TF_COLUMNS],
+)
+
+
+@cache
+def nickname_groups() -> Mapping[str, tuple[str, ...]]:
+    """Name -> the sorted formal names whose group it belongs to (a formal name belongs to its own group)."""
+    text = resources.files("lakehouse").joinpath(*NICKNAMES_RESOURCE).read_text(encoding="utf-8")
+    groups: dict[str, set[str]] = {}
+    for row in csv.DictReader(text.splitlines()):
+        formal = row["name"].strip().upper()
+        groups.setdefault(formal, set()).add(formal)
+        for nickname in row["nicknames"].split():
+            groups.setdefault(nickname.strip().upper(), set()).add(formal)
+    return {name: tuple(sorted(formals)) for name, formals in groups.items()}
+
+
+def nickname_table(spark: SparkSession) -> DataFrame:
+    """The nickname groups as a small DataFrame: name, groups (array<string>)."""
+    rows = [(name, list(groups)) for name, groups in sorted(nickname_groups().items())]
+    return spark.createDataFrame(rows, "name string, groups array<string>")
+
+
+def initial(col: str) -> Column:
+    return F.when(F.length(F.col(col)) > 0, F.substring(F.col(col), 1, 1))
+
+
+def with_term_frequencies(records: DataFrame, columns: tuple[str, ...] = TF_COLUMNS) -> DataFrame:
+    """Add tf_<column>: the share of records (with a value) holding the record's value; null when it has none."""
+    result = records
+    for column in columns:
+        present = records.where(F.col(column).isNotNull())
+        total = present.agg(F.count(F.lit(1)).alias("_total"))
+        counts = (
+            present.groupBy(column)
+            .agg(F.count(F.lit(1)).alias("_n"))
+            .crossJoin(F.broadcast(total))
+            .select(column, (F.col("_n") / F.col("_total")).alias(f"tf_{column}"))
+        )
+        result = result.join(counts, on=column, how="left")
+    return result
+
+
+def comparison_features(records: DataFrame) -> DataFrame:
+    """One row per record with FEATURE_COLUMNS (see the module docstring); records must carry the silver columns.
+
+    Columns a source does not have (a linked outside file without SSNs, say) may be absent: they are added as
+    nulls of the right type.
+    """
+    spark = records.sparkSession
+    defaults = {
+        "middle_name": "string",
+        "birth_date": "date",
+        "gender": "string",
+        "zip5": "string",
+        "ssn_token": "string",
+        "ssid_token": "string",
+        "ssn_variant_tokens": "array<string>",
+        "ssid_variant_tokens": "array<string>",
+    }
+    filled = records.withColumns(
+        {name: F.lit(None).cast(kind) for name, kind in defaults.items() if name not in records.columns}
+    )
+    nicknames = nickname_table(spark)
+    with_groups = filled.join(
+        F.broadcast(nicknames.withColumnRenamed("name", "first_name").withColumnRenamed("groups", "_groups")),
+        on="first_name",
+        how="left",
+    )
+    features = with_groups.withColumns(
+        {
+            "birth_year": F.year("birth_date"),
+            "birth_month": F.month("birth_date"),
+            "birth_day": F.dayofmonth("birth_date"),
+            "zip3": F.substring("zip5", 1, 3),
+            "first_name_groups": F.coalesce(F.col("_groups"), F.array(F.col("first_name"))),
+            "last_name_parts": F.when(F.col("last_name").isNotNull(), F.split(F.col("last_name"), " ")),
+            "first_name_soundex": F.when(F.col("first_name").isNotNull(), F.soundex("first_name")),
+            "last_name_soundex": F.when(F.col("last_name").isNotNull(), F.soundex("last_name")),
+            "first_initial": initial("first_name"),
+            "middle_initial": initial("middle_name"),
+            "full_name_key": F.when(
+                F.col("first_name").isNotNull() & F.col("last_name").isNotNull(),
+                F.concat_ws(" ", F.array_sort(F.array("first_name", "last_name"))),
+            ),
+        }
+    )
+    return features.transform(with_term_frequencies).select(*FEATURE_COLUMNS)
