@@ -113,3 +113,20 @@ def test_no_secret_in_any_config_file() -> None:
         text = path.read_text().lower()
         for word in ("password", "secret_key", "aws_secret", "hmac_key:"):
             assert word not in text, f"{path} mentions {word}"
+
+
+def test_matching_engine_and_model_are_checked(conf_copy: Path) -> None:
+    shipped = load_settings("local", CONF).matching
+    assert shipped is not None and shipped.engine == "probabilistic"
+    assert set(shipped.model.training_rules) <= {rule.name for rule in shipped.blocking}
+    path = conf_copy / "matching.yaml"
+    original = path.read_text()
+    path.write_text(original.replace("engine: probabilistic", "engine: magic"))
+    with pytest.raises(ConfigError, match=r"matching\.yaml: key 'engine' must be one of"):
+        load_settings("local", conf_copy)
+    path.write_text(original.replace("training_rules: [same_ssn,", "training_rules: [same_sn,"))
+    with pytest.raises(ConfigError, match=r"matching\.yaml: key 'model\.training_rules' names 'same_sn'"):
+        load_settings("local", conf_copy)
+    path.write_text(original.replace("threshold: 0.95 ", "threshold: 1.5 "))
+    with pytest.raises(ConfigError, match=r"matching\.yaml: key 'model\.threshold' must be between 0 and 1"):
+        load_settings("local", conf_copy)

@@ -164,11 +164,7 @@ def clustered_row(cluster_id: str | None, record_id: str, values: dict[str, Any]
 
 def clustered_records(spark: SparkSession, rows: list[tuple[Any, ...]]) -> DataFrame:
     """The clustered records of `rows` built as linking builds them: the records' CONFLICT_COLUMNS, left-joined
-    with the component labels, a record in no component being its own cluster.
-
-    (Built so on purpose: split_conflicts fails with an ambiguous self-join AnalysisException when cluster_id is
-    a plain column of the input, e.g. straight from createDataFrame; see the report that came with this file.)
-    """
+    with the component labels, a record in no component being its own cluster."""
     records = spark.createDataFrame([row[1:] for row in rows], RECORD_SCHEMA)
     components = spark.createDataFrame(
         [(row[1], row[0]) for row in rows if row[0] is not None], "record_id string, cluster_id string"
@@ -256,6 +252,11 @@ def test_split_conflicts(spark: SparkSession) -> None:
     assert_df_equality(
         actual_rebuilt, expected_rebuilt, ignore_row_order=True, ignore_column_order=True, ignore_nullable=True
     )
+
+    # The same clusters as a plain table (cluster_id an ordinary column, as when read back) give the same labels.
+    plain = spark.createDataFrame(clustered.collect(), clustered.schema)
+    plain_labels, _ = split_conflicts(plain, links, max_cluster_size=3, strong_threshold=0.999)
+    assert_df_equality(plain_labels, expected_labels, ignore_row_order=True, ignore_nullable=True)
 
 
 def test_hmac_variants_overlap_for_one_typo_only(spark: SparkSession) -> None:

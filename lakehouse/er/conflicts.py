@@ -193,7 +193,7 @@ def suspicious_clusters(clustered: DataFrame, max_cluster_size: int) -> DataFram
     )
 
 
-def conflicted_clusters(clustered: DataFrame, suspicious: DataFrame) -> DataFrame:
+def conflicted_clusters(clustered: DataFrame, suspicious: DataFrame, max_cluster_size: int) -> DataFrame:
     """cluster_id, reason of the suspicious clusters that must be rebuilt: oversized, or with a cannot-link pair."""
     members = clustered.join(
         suspicious.where(~F.col("is_oversized")).select("cluster_id"), on="cluster_id", how="inner"
@@ -215,7 +215,8 @@ def conflicted_clusters(clustered: DataFrame, suspicious: DataFrame) -> DataFram
     oversized = suspicious.where(F.col("is_oversized")).select(
         "cluster_id",
         F.format_string(
-            "more than the maximum cluster size (%d records): rebuilt from strong links", "cluster_size"
+            f"more than the maximum cluster size (%d records > {max_cluster_size}): rebuilt from strong links",
+            "cluster_size",
         ).alias("reason"),
         F.lit(True).alias("is_oversized"),
     )
@@ -235,10 +236,12 @@ def split_conflicts(
         rebuilt: record_id, cluster_id (new), old_cluster_id, reason for the records of rebuilt clusters.
     """
     suspicious = suspicious_clusters(clustered, max_cluster_size).localCheckpoint(eager=True)
-    conflicted = conflicted_clusters(clustered, suspicious).localCheckpoint(eager=True)
-    members = clustered.join(conflicted, on="cluster_id", how="inner").select(
-        "cluster_id", *CONFLICT_COLUMNS, "reason", "is_oversized"
-    )
+    conflicted = conflicted_clusters(clustered, suspicious, max_cluster_size).localCheckpoint(eager=True)
+    members = (
+        clustered.join(conflicted, on="cluster_id", how="inner")
+        .select("cluster_id", *CONFLICT_COLUMNS, "reason", "is_oversized")
+        .localCheckpoint(eager=True)
+    )  # own lineage: the cogroup below reads it twice
     cluster_of = members.select("record_id", "cluster_id", "is_oversized")
     inner_links = (
         links.join(cluster_of.withColumnRenamed("record_id", "record_id_l"), on="record_id_l", how="inner")

@@ -127,7 +127,9 @@ def comparison_features(records: DataFrame) -> DataFrame:
             "birth_month": F.month("birth_date"),
             "birth_day": F.dayofmonth("birth_date"),
             "zip3": F.substring("zip5", 1, 3),
-            "first_name_groups": F.coalesce(F.col("_groups"), F.array(F.col("first_name"))),
+            "first_name_groups": F.when(
+                F.col("first_name").isNotNull(), F.coalesce(F.col("_groups"), F.array(F.col("first_name")))
+            ),
             "last_name_parts": F.when(F.col("last_name").isNotNull(), F.split(F.col("last_name"), " ")),
             "first_name_soundex": F.when(F.col("first_name").isNotNull(), F.soundex("first_name")),
             "last_name_soundex": F.when(F.col("last_name").isNotNull(), F.soundex("last_name")),
