@@ -80,6 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(status)
 
+    analyze = sub.add_parser(
+        "analyze-blocking",
+        help="before linking: the pairs each blocking rule will create, its largest blocks and what it caps",
+        description=(
+            "Read silver.person_records, build the comparison features and report, per blocking rule of "
+            "conf/matching.yaml in order: records with a complete key, blocks, pairs inside uncapped blocks, "
+            "pairs the rule adds to the earlier rules', capped blocks and the sizes of its largest blocks. "
+            "Writes nothing."
+        ),
+    )
+    _common(analyze)
+
     sql = sub.add_parser("sql", help="run one Spark SQL statement and print its result", description="Run SQL.")
     sql.add_argument("statement", help='e.g. "SELECT * FROM gold.dim_person LIMIT 10"')
     sql.add_argument("--limit", type=int, default=50, help="rows to print (default: 50)")
@@ -164,6 +176,21 @@ def _status(settings: Settings) -> None:
     print(render(spark, settings))
 
 
+def _analyze_blocking(settings: Settings) -> None:
+    from lakehouse.er.blocking import analyze_blocking, render_analysis
+    from lakehouse.er.features import comparison_features
+    from lakehouse.er.linking import matching_settings
+    from lakehouse.session import build_session
+    from lakehouse.tables import table_exists
+
+    spark = build_session(settings)
+    source = settings.table("silver", "person_records")
+    if not table_exists(spark, source):
+        raise ValueError(f"{source} does not exist: run `lakehouse run --stages bronze,silver` first")
+    features = comparison_features(spark.read.table(source)).localCheckpoint(eager=True)
+    print(render_analysis(analyze_blocking(features, matching_settings(settings).blocking)))
+
+
 def _sql(settings: Settings, statement: str, limit: int) -> None:
     from lakehouse.session import build_session
 
@@ -186,6 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _status(settings)
         elif args.command == "status":
             _status(settings)
+        elif args.command == "analyze-blocking":
+            _analyze_blocking(settings)
         elif args.command == "sql":
             _sql(settings, args.statement, args.limit)
     except (ConfigError, ValueError, FileExistsError) as exc:

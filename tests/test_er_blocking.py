@@ -10,7 +10,7 @@ from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 
 from lakehouse.config import BlockingRule
-from lakehouse.er.blocking import KEY_SEPARATOR, block, block_key_hash
+from lakehouse.er.blocking import KEY_SEPARATOR, analyze_blocking, block, block_key_hash, render_analysis
 
 RECORD_SCHEMA = "record_id string, ssn_token string, first_name string, last_name string, birth_date date"
 PAIR_SCHEMA = "record_id_l string, record_id_r string, rule string"
@@ -127,3 +127,29 @@ def test_no_rules_no_pairs(spark: SparkSession) -> None:
     result = block(records, [])
     assert result.pairs.count() == 0
     assert result.capped.count() == 0
+
+
+def test_analysis_counts_pairs_new_pairs_and_capped_blocks(spark: SparkSession) -> None:
+    """SSN block S1 (4 records) is above the cap of 3, S2 holds r5-r6; the name and birth date blocks hold r1-r3
+    (3 pairs, all new since S1 is capped) and r5-r6 (already an SSN pair)."""
+    records = spark.createDataFrame(
+        [
+            ("r1", "S1", "ANA", "LOPEZ", D1),
+            ("r2", "S1", "ANA", "LOPEZ", D1),
+            ("r3", "S1", "ANA", "LOPEZ", D1),
+            ("r4", "S1", None, None, None),
+            ("r5", "S2", "BO", "KIM", D2),
+            ("r6", "S2", "BO", "KIM", D2),
+            ("r7", None, None, None, None),  # a null row (no key of any rule)
+        ],
+        RECORD_SCHEMA,
+    )
+    ssn, name_dob = analyze_blocking(records, [SSN, NAME_DOB], top=2)
+    assert (ssn.keyed_records, ssn.blocks, ssn.raw_pairs, ssn.new_pairs) == (6, 2, 1, 1)
+    assert (ssn.capped_blocks, ssn.capped_records) == (1, 4)
+    assert [size for _, size in ssn.largest_blocks] == [4, 2]
+    assert ssn.largest_blocks[0][0] == sha("S1")[:12]
+    assert (name_dob.keyed_records, name_dob.blocks, name_dob.raw_pairs, name_dob.new_pairs) == (5, 2, 4, 3)
+    assert name_dob.capped_blocks == 0
+    text = render_analysis([ssn, name_dob])
+    assert "same_ssn" in text and "candidate pairs in all: 4" in text
