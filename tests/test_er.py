@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 from lakehouse.config import BlockingRule, MatchingSettings, Settings
 from lakehouse.er import LinkageMetrics, LinkResult, evaluate, link
 from lakehouse.er.evaluation import METRICS_SCHEMA, record_truth
-from lakehouse.er.ids import person_id, person_id_history
+from lakehouse.er.ids import cluster_person_ids, person_id, person_id_history
 from lakehouse.session import create_databases
 from lakehouse.tables import write_table
 
@@ -387,3 +387,42 @@ def test_link_needs_matching_settings(spark: SparkSession, er_settings: Settings
     with pytest.raises(ValueError, match="matching"):
         link(spark, dataclasses.replace(er_settings, matching=None), "run-none")
     assert isinstance(er_settings.matching, MatchingSettings)
+
+
+def test_person_ids_are_inherited_across_runs(spark: SparkSession) -> None:
+    """Previous persons: P-A (a1, a2, a3), P-B (b1, b2), P-C (c1), P-D (d1, d2).
+
+    New clusters: a0 joins A's records (a smaller record_id: A keeps P-A); B and C merge (the larger side's id,
+    P-B, survives); D splits into d1 and d2 (the tie goes to the smaller cluster_id, d1; d2 gets a new id); e1 is
+    new. A new cluster whose derived id is still in use elsewhere is salted with the run id.
+    """
+    previous = spark.createDataFrame(
+        [
+            ("a1", "P-A"), ("a2", "P-A"), ("a3", "P-A"),
+            ("b1", "P-B"), ("b2", "P-B"), ("c1", "P-C"),
+            ("d1", "P-D"), ("d2", "P-D"),
+        ],
+        "record_id string, person_id string",
+    )  # fmt: skip
+    assignments = spark.createDataFrame(
+        [
+            ("a0", "a0"), ("a1", "a0"), ("a2", "a0"), ("a3", "a0"),
+            ("b1", "b1"), ("b2", "b1"), ("c1", "b1"),
+            ("d1", "d1"), ("d2", "d2"), ("e1", "e1"), (None, None),
+        ],
+        "record_id string, cluster_id string",
+    ).where(F.col("record_id").isNotNull())  # fmt: skip
+    ids = {r["cluster_id"]: r["person_id"] for r in cluster_person_ids(assignments, previous, "run-2").collect()}
+    assert ids == {"a0": "P-A", "b1": "P-B", "d1": "P-D", "d2": pid("d2"), "e1": pid("e1")}
+
+    # the same input again keeps every id
+    again = assignments.join(
+        spark.createDataFrame(list(ids.items()), "cluster_id string, person_id string"), on="cluster_id"
+    ).select("record_id", "person_id")
+    assert {r["cluster_id"]: r["person_id"] for r in cluster_person_ids(assignments, again, "run-3").collect()} == ids
+
+    # a new cluster whose derived id is in use by another person gets a salted id
+    taken = spark.createDataFrame([("x1", pid("e1"))], "record_id string, person_id string")
+    salted = {r["cluster_id"]: r["person_id"] for r in cluster_person_ids(assignments, taken, "run-4").collect()}
+    assert salted["e1"] == pid("e1|run-4") != pid("e1")
+    assert cluster_person_ids(assignments, None, "run-1").where(F.col("person_id") != F.lit(pid("a0"))).count() == 4

@@ -1,11 +1,16 @@
 """Person ids, the crosswalk and the person id history.
 
-A person id is derived from the smallest record_id of its cluster: 'P' followed by the first 15 hex digits of
-SHA-256('person|' + that record_id). The same input always gives the same ids, and a cluster keeps its id as
-long as its smallest record stays in it. When clusters change between runs, the history says so: comparing the
-previous crosswalk with the new one gives 'created' (a new id), 'merged' (an id whose records all went into
-another person), 'split' (an id whose records now belong to several persons) and 'retired' (an id none of whose
-records is in the input any more).
+Person ids are stable across runs. A cluster inherits an id of the previous crosswalk when it holds records of
+that id: each previous id goes to the new cluster holding most of its records (ties: the smallest cluster_id),
+and a cluster offered several keeps the one with most of its records (ties: the smallest id). So a person whose
+records did not change keeps its id whatever joins it, a merge keeps the id of the larger side, and after a
+split the id stays with the larger part. A cluster that inherits nothing gets a new id derived from its smallest
+record_id: 'P' followed by the first 15 hex digits of SHA-256('person|' + that record_id), salted with the run id
+in the rare case that id is still in use by another person. The same input, run again, gives the same ids.
+
+The history compares the previous crosswalk with the new one: 'created' (a new id), 'merged' (an id whose records
+all went into another person), 'split' (an id whose records now belong to several persons) and 'retired' (an id
+none of whose records is in the input any more), each with its reason.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 logger = logging.getLogger(__name__)
@@ -46,26 +51,74 @@ def with_cluster_size(records: DataFrame) -> DataFrame:
     return records.join(sizes, on="cluster_id", how="inner")
 
 
+def cluster_person_ids(assignments: DataFrame, previous: DataFrame | None, run_id: str) -> DataFrame:
+    """One row per cluster: cluster_id, person_id (inherited from `previous` or new; see the module docstring).
+
+    `assignments` is record_id, cluster_id for every record; `previous` the previous crosswalk (record_id,
+    person_id) or None.
+    """
+    clusters = assignments.select("cluster_id").distinct()
+    if previous is None:
+        return clusters.withColumn("person_id", person_id(F.col("cluster_id")))
+    old = previous.where(F.col("person_id").isNotNull()).select("record_id", F.col("person_id").alias("old_person_id"))
+    overlap = (
+        assignments.join(old, on="record_id", how="inner")
+        .groupBy("cluster_id", "old_person_id")
+        .agg(F.count(F.lit(1)).alias("n"))
+    )
+    by_old_id = Window.partitionBy("old_person_id").orderBy(F.desc("n"), F.asc("cluster_id"))
+    by_cluster = Window.partitionBy("cluster_id").orderBy(F.desc("n"), F.asc("old_person_id"))
+    inherited = (
+        overlap.withColumn("rank", F.row_number().over(by_old_id))
+        .where(F.col("rank") == 1)
+        .withColumn("rank", F.row_number().over(by_cluster))
+        .where(F.col("rank") == 1)
+        .select("cluster_id", F.col("old_person_id").alias("person_id"))
+    )
+    in_use = old.select(F.col("old_person_id").alias("candidate")).distinct()
+    fresh = (
+        clusters.join(inherited, on="cluster_id", how="left_anti")
+        .withColumn("candidate", person_id(F.col("cluster_id")))
+        .join(in_use.withColumn("is_in_use", F.lit(True)), on="candidate", how="left")
+        .select(
+            "cluster_id",
+            F.when(F.col("is_in_use"), person_id(F.concat(F.col("cluster_id"), F.lit("|"), F.lit(run_id))))
+            .otherwise(F.col("candidate"))
+            .alias("person_id"),
+        )
+    )
+    return inherited.unionByName(fresh)
+
+
 def crosswalk(
-    records: DataFrame, labels: DataFrame, run_id: str, linked_at: datetime, confidence: DataFrame | None = None
+    records: DataFrame,
+    labels: DataFrame,
+    run_id: str,
+    linked_at: datetime,
+    *,
+    confidence: DataFrame | None = None,
+    previous: DataFrame | None = None,
 ) -> DataFrame:
     """One row per record: record_id, person_id, partner, cluster_size, match_confidence, run_id, linked_at.
 
     `records` is person_records (record_id, partner); `labels` the clusters of the linked records (record_id,
     cluster_id); `confidence` (record_id, match_confidence) the probability of each linked record's best link.
     A record without one (a single-record person, or any record of the deterministic baseline) has 1.0.
+    `previous` is the previous crosswalk, whose ids the clusters inherit (`cluster_person_ids`).
     """
     with_confidence = records.select("record_id", "partner")
     if confidence is not None:
         with_confidence = with_confidence.join(confidence, on="record_id", how="left")
     else:
         with_confidence = with_confidence.withColumn("match_confidence", F.lit(None).cast("double"))
+    assigned = with_confidence.transform(with_cluster_id, labels)
+    ids = cluster_person_ids(assigned.select("record_id", "cluster_id"), previous, run_id)
     return (
-        with_confidence.transform(with_cluster_id, labels)
-        .transform(with_cluster_size)
+        assigned.transform(with_cluster_size)
+        .join(ids, on="cluster_id", how="inner")
         .select(
             "record_id",
-            person_id(F.col("cluster_id")).alias("person_id"),
+            "person_id",
             "partner",
             "cluster_size",
             F.coalesce(F.col("match_confidence"), F.lit(1.0)).cast("double").alias("match_confidence"),

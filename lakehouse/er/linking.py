@@ -165,9 +165,11 @@ def _write_persons(
 ) -> tuple[int, int]:
     """Person ids from the cluster labels: history appended, crosswalk replaced; returns (persons, largest)."""
     linked_at = datetime.now(UTC)
-    new_crosswalk = crosswalk(records, labels, run_id, linked_at, confidence).localCheckpoint(eager=True)
     crosswalk_table = settings.table("mpi", "crosswalk")
     previous = spark.read.table(crosswalk_table) if table_exists(spark, crosswalk_table) else None
+    new_crosswalk = crosswalk(
+        records, labels, run_id, linked_at, confidence=confidence, previous=previous
+    ).localCheckpoint(eager=True)
     history_table = settings.table("mpi", "person_id_history")
     write_table(
         person_id_history(previous, new_crosswalk, run_id, linked_at).transform(with_column_comments, HISTORY_COMMENTS),

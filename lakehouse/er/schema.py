@@ -42,7 +42,8 @@ SPLIT_COMMENTS = {
 }
 CROSSWALK_COMMENTS = {
     "record_id": "silver.person_records record id (one row per record)",
-    "person_id": "'P' + 15 hex digits of sha2('person|' + smallest record_id of the cluster)",
+    "person_id": "stable person id: kept from the previous run where the person's records were, else 'P' + 15 hex "
+    "digits of sha2('person|' + smallest record_id of the cluster)",
     "partner": "partner that delivered the record",
     "cluster_size": "number of records of the person",
     "match_confidence": "highest match probability of a link from the record inside its person (1.0 for a single "
