@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.config import BlockingRule, MatchingSettings, Settings
 from lakehouse.er import LinkageMetrics, LinkResult, evaluate, link
-from lakehouse.er.evaluation import METRICS_SCHEMA, record_truth
+from lakehouse.er.evaluation import METRICS_SCHEMA, partner_pair_counts, record_truth
 from lakehouse.er.ids import cluster_person_ids, person_id, person_id_history
 from lakehouse.session import create_databases
 from lakehouse.tables import write_table
@@ -31,7 +31,14 @@ CROSSWALK_SCHEMA = (
     "record_id string, person_id string, partner string, cluster_size int, match_confidence double, "
     "run_id string, linked_at timestamp"
 )
-MPI_TABLES = ("matched_pairs", "crosswalk", "person_id_history", "capped_blocks", "linkage_metrics")
+MPI_TABLES = (
+    "matched_pairs",
+    "crosswalk",
+    "person_id_history",
+    "capped_blocks",
+    "linkage_metrics",
+    "linkage_metrics_by_partner",
+)
 D1, D2 = date(2001, 2, 3), date(1998, 7, 9)
 
 
@@ -426,3 +433,25 @@ def test_person_ids_are_inherited_across_runs(spark: SparkSession) -> None:
     salted = {r["cluster_id"]: r["person_id"] for r in cluster_person_ids(assignments, taken, "run-4").collect()}
     assert salted["e1"] == pid("e1|run-4") != pid("e1")
     assert cluster_person_ids(assignments, None, "run-1").where(F.col("person_id") != F.lit(pid("a0"))).count() == 4
+
+
+def test_partner_pair_counts(spark: SparkSession) -> None:
+    """True person T1 has cde k1, k2 and csu u1; T2 has csu u2. Predicted: P1 = {k1, u1, u2}, P2 = {k2}.
+
+    cde-cde: 1 true pair (k1-k2), none predicted. cde-csu: true k1-u1, k2-u1; predicted k1-u1, k1-u2; 1 right.
+    csu-csu: no true pair; predicted u1-u2 (wrong).
+    """
+    assignments = spark.createDataFrame(
+        [
+            ("k1", "P1", "T1", "cde"),
+            ("k2", "P2", "T1", "cde"),
+            ("u1", "P1", "T1", "csu"),
+            ("u2", "P1", "T2", "csu"),
+        ],
+        "record_id string, person_id string, person_key string, partner string",
+    )
+    expected = spark.createDataFrame(
+        [("cde", "cde", 0, 1, 0), ("cde", "csu", 2, 2, 1), ("csu", "csu", 1, 0, 0)],
+        "partner_l string, partner_r string, n_pairs_predicted long, n_pairs_true long, n_pairs_true_positive long",
+    )
+    assert_same(partner_pair_counts(assignments), expected)

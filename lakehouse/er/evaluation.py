@@ -134,6 +134,53 @@ def pair_counts(assignments: DataFrame) -> DataFrame:
     return predicted.crossJoin(true).crossJoin(both)
 
 
+def _pairs_by_partner(counts: DataFrame, group: str, name: str) -> DataFrame:
+    """partner_l, partner_r (partner_l <= partner_r), <name>: record pairs inside the groups of `group`.
+
+    `counts` has one row per group and partner with n records; a group's pairs between two partners are
+    n_l * n_r, within one partner n(n-1)/2. One small self-join per group (at most one row per partner).
+    """
+    left = counts.select(F.col(group), F.col("partner").alias("partner_l"), F.col("n").alias("n_l"))
+    right = counts.select(F.col(group), F.col("partner").alias("partner_r"), F.col("n").alias("n_r"))
+    pairs = F.when(F.col("partner_l") == F.col("partner_r"), n_pairs(F.col("n_l"))).otherwise(
+        F.col("n_l").cast("long") * F.col("n_r").cast("long")
+    )
+    return (
+        left.join(right, on=group, how="inner")
+        .where(F.col("partner_l") <= F.col("partner_r"))
+        .groupBy("partner_l", "partner_r")
+        .agg(F.sum(pairs).cast("long").alias(name))
+    )
+
+
+def partner_pair_counts(assignments: DataFrame) -> DataFrame:
+    """One row per partner pair: partner_l, partner_r, n_pairs_predicted, n_pairs_true, n_pairs_true_positive.
+
+    `assignments` has one row per evaluated record: record_id, partner, person_id (predicted), person_key (true).
+    Pairs are counted from group sizes per partner, never enumerated.
+    """
+    predicted = assignments.groupBy("person_id", "partner").agg(F.count(F.lit(1)).alias("n"))
+    true = assignments.groupBy("person_key", "partner").agg(F.count(F.lit(1)).alias("n"))
+    both = (
+        assignments.withColumn("cell", F.concat_ws("|", "person_id", "person_key"))
+        .groupBy("cell", "partner")
+        .agg(F.count(F.lit(1)).alias("n"))
+    )
+    keys = ["partner_l", "partner_r"]
+    return (
+        _pairs_by_partner(true, "person_key", "n_pairs_true")
+        .join(_pairs_by_partner(predicted, "person_id", "n_pairs_predicted"), on=keys, how="full")
+        .join(_pairs_by_partner(both, "cell", "n_pairs_true_positive"), on=keys, how="full")
+        .select(
+            *keys,
+            *[
+                F.coalesce(F.col(c), F.lit(0)).cast("long").alias(c)
+                for c in ("n_pairs_predicted", "n_pairs_true", "n_pairs_true_positive")
+            ],
+        )
+    )
+
+
 def ratio(numerator: int, denominator: int) -> float | None:
     """numerator / denominator, None when the denominator is zero."""
     return numerator / denominator if denominator else None
@@ -181,14 +228,18 @@ def evaluate(spark: SparkSession, settings: Settings, run_id: str) -> LinkageMet
         logger.warning("evaluation: ground truth exists but no silver feed table does, skipped")
         return None
 
-    crosswalk = spark.read.table(crosswalk_table).select("record_id", "person_id", "run_id")
+    crosswalk = spark.read.table(crosswalk_table).select("record_id", "person_id", "partner", "run_id")
     labelled = crosswalk.join(record_truth(feed_rows, truth), on="record_id", how="left")
     coverage = labelled.agg(
         F.count_if(F.col("person_key").isNull()).alias("n_records_without_truth"),
         F.count_if(F.col("run_id") != F.lit(run_id)).alias("n_records_of_other_runs"),
     )
-    assignments = labelled.where(F.col("person_key").isNotNull()).select("record_id", "person_id", "person_key")
-    row = pair_counts(assignments).crossJoin(coverage).first()  # one row: the only action
+    assignments = (
+        labelled.where(F.col("person_key").isNotNull())
+        .select("record_id", "person_id", "person_key", "partner")
+        .localCheckpoint(eager=True)
+    )
+    row = pair_counts(assignments).crossJoin(coverage).first()
     if row is None:
         raise RuntimeError("evaluation: the aggregate query returned no row")
     if row["n_records_without_truth"]:
@@ -221,6 +272,7 @@ def evaluate(spark: SparkSession, settings: Settings, run_id: str) -> LinkageMet
         n_persons_merged=int(row["n_persons_merged"]),
     )
     write_metrics(spark, settings, metrics)
+    write_partner_metrics(spark, settings, partner_pair_counts(assignments), run_id)
     logger.info(
         "evaluation of run %s: %d records, precision %s, recall %s, f1 %s (%d true persons split, %d persons merged)",
         run_id,
@@ -240,3 +292,58 @@ def write_metrics(spark: SparkSession, settings: Settings, metrics: LinkageMetri
     frame = spark.createDataFrame([astuple(metrics)], METRICS_SCHEMA).transform(with_column_comments, METRIC_COMMENTS)
     comment = "one row per linkage run evaluated against ground truth (pairwise and cluster-level figures)"
     write_table(frame, table, mode="append", comment=None if table_exists(spark, table) else comment)
+
+
+PARTNER_METRICS_COMMENTS = {
+    "partner_l": "partner of one record of the pair (partner_l <= partner_r)",
+    "partner_r": "partner of the other record",
+    "n_pairs_predicted": "record pairs between the two partners in the same predicted person",
+    "n_pairs_true": "record pairs between the two partners of the same true person",
+    "n_pairs_true_positive": "pairs in the same predicted and the same true person",
+    "precision": "n_pairs_true_positive / n_pairs_predicted",
+    "recall": "n_pairs_true_positive / n_pairs_true",
+}
+
+
+def write_partner_metrics(spark: SparkSession, settings: Settings, counts: DataFrame, run_id: str) -> None:
+    """Append this run's figures per partner pair to mpi.linkage_metrics_by_partner and log each pair."""
+    rows = counts.orderBy("partner_l", "partner_r").collect()
+    figures = []
+    for r in rows:
+        tp, predicted, true = int(r["n_pairs_true_positive"]), int(r["n_pairs_predicted"]), int(r["n_pairs_true"])
+        precision, recall = ratio(tp, predicted), ratio(tp, true)
+        figures.append(
+            (
+                run_id,
+                r["partner_l"],
+                r["partner_r"],
+                predicted,
+                true,
+                tp,
+                precision,
+                recall,
+                f1_score(precision, recall),
+            )
+        )
+        logger.info(
+            "evaluation %s-%s: %d true pairs, %d predicted, precision %s, recall %s",
+            r["partner_l"],
+            r["partner_r"],
+            true,
+            predicted,
+            f"{precision:.4f}" if precision is not None else "-",
+            f"{recall:.4f}" if recall is not None else "-",
+        )
+    schema = (
+        "run_id string, partner_l string, partner_r string, n_pairs_predicted long, n_pairs_true long, "
+        "n_pairs_true_positive long, precision double, recall double, f1 double"
+    )
+    table = settings.table("mpi", "linkage_metrics_by_partner")
+    write_table(
+        spark.createDataFrame(figures, schema).transform(with_column_comments, PARTNER_METRICS_COMMENTS),
+        table,
+        mode="append",
+        comment=None
+        if table_exists(spark, table)
+        else "one row per linkage run and partner pair: pairwise figures against ground truth (K-12 to college, ...)",
+    )
