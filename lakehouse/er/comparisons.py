@@ -109,6 +109,22 @@ def _either_null(*names: str) -> Column:
     return condition
 
 
+def identifier_comparison(name: str) -> Comparison:
+    """An HMAC-tokenized identifier (<name>_token, <name>_variant_tokens): exact, one typo, different."""
+    token, variants = f"{name}_token", f"{name}_variant_tokens"
+    return Comparison(
+        name=name,
+        exact_feature=token,
+        features=(token, variants),
+        is_null=_either_null(token),
+        levels=(
+            Level("exact", _equal(token)),
+            Level("one_typo", F.arrays_overlap(_l(variants), _r(variants))),
+            Level("different", F.lit(True)),
+        ),
+    )
+
+
 def person_comparisons(model: ModelSettings) -> tuple[Comparison, ...]:
     """The comparisons of two person records (docs/linkage.md lists their levels and why)."""
     high, low = F.lit(model.jaro_winkler_high), F.lit(model.jaro_winkler_low)
@@ -183,28 +199,8 @@ def person_comparisons(model: ModelSettings) -> tuple[Comparison, ...]:
                 Level("different", F.lit(True)),
             ),
         ),
-        Comparison(
-            name="ssn",
-            exact_feature="ssn_token",
-            features=("ssn_token", "ssn_variant_tokens"),
-            is_null=_either_null("ssn_token"),
-            levels=(
-                Level("exact", _equal("ssn_token")),
-                Level("one_typo", F.arrays_overlap(_l("ssn_variant_tokens"), _r("ssn_variant_tokens"))),
-                Level("different", F.lit(True)),
-            ),
-        ),
-        Comparison(
-            name="ssid",
-            exact_feature="ssid_token",
-            features=("ssid_token", "ssid_variant_tokens"),
-            is_null=_either_null("ssid_token"),
-            levels=(
-                Level("exact", _equal("ssid_token")),
-                Level("one_typo", F.arrays_overlap(_l("ssid_variant_tokens"), _r("ssid_variant_tokens"))),
-                Level("different", F.lit(True)),
-            ),
-        ),
+        identifier_comparison("ssn"),
+        identifier_comparison("ssid"),
         Comparison(
             name="gender",
             exact_feature="gender",

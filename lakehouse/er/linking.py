@@ -309,10 +309,9 @@ def _link_probabilistic(
         n_links,
         matching.model.threshold,
     )
-    link_weights = links.join(
-        scored.select("record_id_l", "record_id_r", "match_weight", "match_probability"),
-        on=["record_id_l", "record_id_r"],
-        how="inner",
+    # the same rows as `links`, straight from the scored table (no join back to recover their weights)
+    link_weights = scored.where(F.col("match_probability") >= F.lit(matching.model.threshold)).select(
+        "record_id_l", "record_id_r", "match_weight", "match_probability"
     )
     components = connected_components(links, matching.clustering.max_iterations)
     clustered = (
