@@ -7,6 +7,7 @@ Exit codes scripts can rely on: 0 done, 1 a stage failed (the message says which
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import time
@@ -62,7 +63,40 @@ def build_parser() -> argparse.ArgumentParser:
         description=f"Run pipeline stages in order: {', '.join(STAGES)}. Each stage can be re-run on its own.",
     )
     run.add_argument("--stages", default="all", help=f"comma-separated subset of: {','.join(STAGES)} (default: all)")
+    run.add_argument(
+        "--retrain",
+        action="store_true",
+        help="link stage: train a new linkage model on this run's records, register it in MLflow and make it the "
+        "version production runs use (default: score with the registered version; train only if there is none)",
+    )
     _common(run)
+
+    link = sub.add_parser(
+        "link",
+        help="deduplicate one CSV/Parquet file, or link two files to each other, with the linkage engine",
+        description=(
+            "Deduplicate one file (CSV with a header, or Parquet) or, with two --input, link them to each other "
+            "(pairs across the two files only). MAPPING.yaml maps the file's columns to the standard attributes "
+            "(record_id required; first_name, middle_name, last_name, dob (a column, or {column, format}), ssn, "
+            "other_id, sex, street_number, address_line, city, zip, state, phone, email). Writes "
+            "OUT/clusters.parquet (source, record_id, cluster_id) and OUT/pairs.parquet (source_l, record_id_l, "
+            "source_r, record_id_r, match_weight, match_probability). Trains a model on the input unless --model "
+            "names a registered one."
+        ),
+    )
+    link.add_argument(
+        "--input", action="append", required=True, type=Path, metavar="FILE", help="input file; give it twice to link"
+    )
+    link.add_argument("--mapping", required=True, type=Path, help="MAPPING.yaml: attribute -> column of the input")
+    link.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (created)")
+    link.add_argument("--threshold", type=float, help="match probability that links two records (default: conf)")
+    link.add_argument(
+        "--pairs-min-probability", type=float, help="lowest probability of a pair written to pairs.parquet"
+    )
+    link.add_argument(
+        "--model", metavar="NAME[/VERSION]", help="score with a registered model (VERSION: number or alias)"
+    )
+    _common(link)
 
     demo = sub.add_parser(
         "demo",
@@ -191,11 +225,52 @@ def _analyze_blocking(settings: Settings) -> None:
     print(render_analysis(analyze_blocking(features, matching_settings(settings).blocking)))
 
 
+def _link_files(settings: Settings, args: argparse.Namespace) -> None:
+    from lakehouse.er.link_files import link_files
+    from lakehouse.session import build_session
+
+    model = None
+    if args.model:
+        from lakehouse.er.registry import ModelRegistry
+
+        registered = ModelRegistry(settings).resolve(args.model)
+        if registered is None:  # resolve raises on an explicit reference; kept for the type checker
+            raise ValueError(f"no registered model {args.model!r}")
+        model = registered.model
+        logger.info("scoring with registered model %s/%s", registered.name, registered.version)
+    spark = build_session(settings)
+    start = time.perf_counter()
+    result = link_files(
+        spark,
+        settings,
+        args.input,
+        args.mapping,
+        args.out,
+        threshold=args.threshold,
+        pairs_min_probability=args.pairs_min_probability,
+        model=model,
+    )
+    print(
+        f"linked {result.n_records:,} records into {result.n_clusters:,} clusters in "
+        f"{time.perf_counter() - start:.1f} s ({result.n_candidate_pairs:,} candidate pairs, "
+        f"model {'trained on the input' if result.trained else args.model}, threshold {result.threshold})\n"
+        f"  {result.clusters_path}\n  {result.pairs_path} ({result.n_pairs_written:,} pairs)"
+    )
+
+
 def _sql(settings: Settings, statement: str, limit: int) -> None:
     from lakehouse.session import build_session
 
     spark = build_session(settings)
     spark.sql(statement).show(limit, truncate=False)
+
+
+def with_retrain(settings: Settings) -> Settings:
+    """The settings with matching.registry.retrain on."""
+    if settings.matching is None:
+        raise ConfigError("conf/matching.yaml was not loaded")
+    registry = dataclasses.replace(settings.matching.registry, retrain=True)
+    return dataclasses.replace(settings, matching=dataclasses.replace(settings.matching, registry=registry))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -206,7 +281,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "generate":
             _generate(settings, args.people, args.seed)
         elif args.command == "run":
+            if args.retrain:
+                settings = with_retrain(settings)
             _run(settings, parse_stages(args.stages))
+        elif args.command == "link":
+            _link_files(settings, args)
         elif args.command == "demo":
             _generate(settings, args.people, args.seed, reuse=True)
             _run(settings, STAGES)

@@ -294,12 +294,28 @@ class ClusteringSettings:
 
 
 @dataclass(frozen=True)
+class RegistrySettings:
+    """Where linkage models are tracked and registered (MLflow), and which version production runs use."""
+
+    tracking_uri: str = ""
+    """MLflow tracking and registry URI; empty: a SQLite file in storage.mlflow (local storage roots only).
+    The environment variable MLFLOW_TRACKING_URI, when set, wins."""
+    experiment: str = "person-linkage"
+    model_name: str = "c2c-person-linkage"
+    alias: str = "champion"
+    """Registered version a run scores with; a new version is trained (and gets the alias) when none has it."""
+    retrain: bool = False
+    """Train a new version on this run's records, register it and move the alias to it (`lakehouse run --retrain`)."""
+
+
+@dataclass(frozen=True)
 class MatchingSettings:
     blocking: tuple[BlockingRule, ...]
     deterministic_rules: tuple[BlockingRule, ...] = ()
     engine: Literal["probabilistic", "deterministic"] = "probabilistic"
     model: ModelSettings = field(default_factory=ModelSettings)
     clustering: ClusteringSettings = field(default_factory=ClusteringSettings)
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
     evaluate: bool = True
 
 

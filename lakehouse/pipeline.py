@@ -103,6 +103,12 @@ def _link(spark: SparkSession, settings: Settings, run_id: str) -> dict[str, Any
         metrics = evaluate(spark, settings, run_id)
         if metrics is not None:
             figures.update(precision=metrics.precision, recall=metrics.recall, f1=metrics.f1)
+            if result.mlflow_run_id is not None:
+                from lakehouse.er.registry import ModelRegistry
+
+                ModelRegistry(settings).log_figures(result.mlflow_run_id, metrics.mlflow_figures())
+    if result.model_version is not None:
+        figures["model"] = f"{result.model_name}/{result.model_version}"
     return figures
 
 

@@ -32,7 +32,8 @@ def settings(storage_root: Path) -> Settings:
 
 
 def isolated(settings: Settings, name: str) -> Settings:
-    """`settings` with its own databases (<name>_bronze, ...) and its own landing and ground-truth folders.
+    """`settings` with its own databases (<name>_bronze, ...) and its own landing, ground-truth and MLflow
+    folders (its own model registry).
 
     Tests share one Spark session and so one catalog; a test module that writes tables works in its own
     databases so that no other module's tables leak into what it reads.
@@ -42,6 +43,7 @@ def isolated(settings: Settings, name: str) -> Settings:
         settings.storage,
         landing=f"{name}/landing",
         ground_truth=f"{name}/ground_truth",
+        mlflow=f"{name}/mlflow",
     )
     return dataclasses.replace(settings, databases=databases, storage=storage)
 

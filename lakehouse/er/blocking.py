@@ -123,18 +123,27 @@ def with_rule_flags(records: DataFrame, rules: Sequence[BlockingRule], capped: D
     return flagged
 
 
-def rule_pairs(flagged: DataFrame, rules: Sequence[BlockingRule], index: int, carry: Sequence[str] = ()) -> DataFrame:
+def rule_pairs(
+    flagged: DataFrame,
+    rules: Sequence[BlockingRule],
+    index: int,
+    carry: Sequence[str] = (),
+    across: str | None = None,
+) -> DataFrame:
     """One row per pair first produced by rules[index]: record_id_l < record_id_r, rule, then l_<c>, r_<c> for
     every column c of `carry` (both records' values, so comparing a pair needs no further join).
 
     `flagged` carries the rule flags of `with_rule_flags`. A pair that an earlier rule already produced (same
-    complete key there, block not capped) is excluded inside the join condition.
+    complete key there, block not capped) is excluded inside the join condition. With `across`, only pairs
+    whose records differ in that column are produced (two inputs linked to each other).
     """
     rule = rules[index]
     keyed = flagged.where(F.col(rule_flag(index)))
     left, right = keyed.alias("l"), keyed.alias("r")
     on = [F.col(f"l.{c}") == F.col(f"r.{c}") for c in rule.columns]
     on.append(F.col("l.record_id") < F.col("r.record_id"))
+    if across is not None:
+        on.append(F.col(f"l.{across}") != F.col(f"r.{across}"))
     for earlier_index, earlier in enumerate(rules[:index]):
         # The left record's flag is enough: equal keys put both records in the same block.
         produced = all_of(
@@ -150,16 +159,18 @@ def rule_pairs(flagged: DataFrame, rules: Sequence[BlockingRule], index: int, ca
     )
 
 
-def block(records: DataFrame, rules: Sequence[BlockingRule], carry: Sequence[str] = ()) -> Blocking:
+def block(
+    records: DataFrame, rules: Sequence[BlockingRule], carry: Sequence[str] = (), *, across: str | None = None
+) -> Blocking:
     """Candidate pairs of `records` (one row per record, `record_id` unique) under `rules`, in rule order.
 
     Returns `pairs` (record_id_l, record_id_r, rule, and l_<c>, r_<c> per column of `carry`; each unordered pair
     once, labelled with the first rule that produced it) and `capped` (rule, block_key_hash, block_size; one row
-    per block left out). The capped blocks and the records flagged with them are materialized here (two Spark
-    jobs); the pairs stay lazy.
+    per block left out). With `across` (a column), only pairs whose two records differ in it. The capped blocks
+    and the records flagged with them are materialized here (two Spark jobs); the pairs stay lazy.
     """
     check_rules(records, rules)
-    missing = [c for c in carry if c not in records.columns]
+    missing = [c for c in [*carry, *([across] if across else [])] if c not in records.columns]
     if missing:
         raise ValueError(f"blocking cannot carry columns the records lack: {', '.join(missing)}")
     if not rules:
@@ -174,7 +185,7 @@ def block(records: DataFrame, rules: Sequence[BlockingRule], carry: Sequence[str
     key_columns = list(
         dict.fromkeys([c for rule in rules for c in rule.columns] + [c for c in carry if c != "record_id"])
     )
-    slim = records.select("record_id", *key_columns)
+    slim = records.select("record_id", *key_columns, *([across] if across and across not in key_columns else []))
     capped = capped_blocks(oversized_blocks(slim, rules[0]), rules[0])
     for rule in rules[1:]:
         capped = capped.unionByName(capped_blocks(oversized_blocks(slim, rule), rule))
@@ -182,9 +193,9 @@ def block(records: DataFrame, rules: Sequence[BlockingRule], carry: Sequence[str
     # are read by both sides of every rule's join.
     capped = capped.localCheckpoint(eager=True)
     flagged = with_rule_flags(slim, rules, capped).localCheckpoint(eager=True)
-    pairs = rule_pairs(flagged, rules, 0, carry)
+    pairs = rule_pairs(flagged, rules, 0, carry, across)
     for index in range(1, len(rules)):
-        pairs = pairs.unionByName(rule_pairs(flagged, rules, index, carry))
+        pairs = pairs.unionByName(rule_pairs(flagged, rules, index, carry, across))
     logger.info("blocking with %d rules: %s", len(rules), ", ".join(r.name for r in rules))
     return Blocking(pairs=pairs, capped=capped)
 

@@ -56,6 +56,18 @@ class LinkageMetrics:
     n_true_persons_split: int
     n_persons_merged: int
 
+    def mlflow_figures(self) -> dict[str, float]:
+        """The figures worth a chart in MLflow (pairwise and cluster-level), leaving out the undefined ones."""
+        figures = {
+            "precision": self.precision,
+            "recall": self.recall,
+            "f1": self.f1,
+            "evaluated_records": self.n_records,
+            "true_persons_split_rate": ratio(self.n_true_persons_split, self.n_true_persons),
+            "persons_merged_rate": ratio(self.n_persons_merged, self.n_persons),
+        }
+        return {k: float(v) for k, v in figures.items() if v is not None}
+
 
 def n_pairs(n: Column) -> Column:
     """Number of unordered pairs in a group of `n` records: n(n-1)/2, exact in long arithmetic."""

@@ -15,6 +15,7 @@ replaced, because it compares the previous crosswalk with the new one.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -22,13 +23,21 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.config import BlockingRule, MatchingSettings, Settings
-from lakehouse.er.blocking import Blocking, block
-from lakehouse.er.comparisons import gamma_column, pair_features, person_comparisons, with_gammas, with_similarities
+from lakehouse.er.blocking import block
+from lakehouse.er.comparisons import (
+    Comparison,
+    gamma_column,
+    pair_features,
+    person_comparisons,
+    with_gammas,
+    with_similarities,
+)
 from lakehouse.er.components import connected_components
 from lakehouse.er.conflicts import CONFLICT_COLUMNS, split_conflicts
 from lakehouse.er.features import comparison_features
 from lakehouse.er.ids import crosswalk, person_id_history
 from lakehouse.er.model import FellegiSunterModel
+from lakehouse.er.registry import ModelRegistry
 from lakehouse.er.schema import (
     CAPPED_COMMENTS,
     CROSSWALK_COMMENTS,
@@ -59,6 +68,9 @@ class LinkResult:
     n_candidate_pairs: int = 0
     n_clusters_split: int = 0
     prior: float | None = None
+    model_name: str | None = None
+    model_version: str | None = None
+    mlflow_run_id: str | None = None
 
 
 def matching_settings(settings: Settings) -> MatchingSettings:
@@ -125,10 +137,10 @@ def link(spark: SparkSession, settings: Settings, run_id: str) -> LinkResult:
     return _link_probabilistic(spark, settings, matching, records, n_records=n_records, run_id=run_id)
 
 
-def _write_capped(spark: SparkSession, settings: Settings, blocking: Blocking, run_id: str) -> int:
+def _write_capped(spark: SparkSession, settings: Settings, capped: DataFrame, run_id: str) -> int:
     capped_table = settings.table("mpi", "capped_blocks")
     write_table(
-        blocking.capped.withColumn("run_id", F.lit(run_id)).transform(with_column_comments, CAPPED_COMMENTS),
+        capped.withColumn("run_id", F.lit(run_id)).transform(with_column_comments, CAPPED_COMMENTS),
         capped_table,
         comment="one row per block left out of a blocking rule because it was larger than max_block_size",
     )
@@ -214,7 +226,7 @@ def _link_deterministic(
         "link run %s: %d person records, %d deterministic rules", run_id, n_records, len(matching.deterministic_rules)
     )
     blocking = block(records, matching.deterministic_rules)
-    n_capped = _write_capped(spark, settings, blocking, run_id)
+    n_capped = _write_capped(spark, settings, blocking.capped, run_id)
     pairs, n_pairs = _write_links(spark, settings, blocking.pairs, run_id)
     logger.info("link run %s: %d matched pairs", run_id, n_pairs)
     components = connected_components(pairs, matching.clustering.max_iterations)
@@ -239,6 +251,168 @@ def training_rules(matching: MatchingSettings) -> tuple[BlockingRule, ...]:
     return tuple(by_name[name] for name in matching.model.training_rules)
 
 
+Materialize = Callable[[DataFrame], DataFrame]
+"""Stores a DataFrame and returns it read back with a fresh lineage (a Delta table, or a local checkpoint)."""
+
+
+def checkpointed(frame: DataFrame) -> DataFrame:
+    """`Materialize` without a table: an eager local checkpoint (the executors keep the rows)."""
+    return frame.localCheckpoint(eager=True)
+
+
+@dataclass(frozen=True)
+class Linkage:
+    """What the probabilistic engine computed, nothing written (see `probabilistic_linkage`).
+
+    scored: record_id_l, record_id_r, rule, gamma_*, weight_*, match_weight, match_probability for the pairs at or
+    above model.min_stored_probability; links: those at or above the threshold; labels: record_id, cluster_id
+    for every record (conflicts split); rebuilt: the records of rebuilt clusters (`split_conflicts`);
+    confidence: record_id, match_confidence.
+    """
+
+    features: DataFrame
+    capped: DataFrame
+    model: FellegiSunterModel
+    scored: DataFrame
+    links: DataFrame
+    labels: DataFrame
+    rebuilt: DataFrame
+    confidence: DataFrame
+    n_candidate_pairs: int
+    pairs_per_rule: dict[str, int]
+    iterations: int
+    trained: bool
+
+
+def scored_columns(comparisons: Sequence[Comparison]) -> list[str]:
+    return [
+        "record_id_l",
+        "record_id_r",
+        "rule",
+        *[gamma_column(c.name) for c in comparisons],
+        *[weight_column(c.name) for c in comparisons],
+        "match_weight",
+        "match_probability",
+    ]
+
+
+def probabilistic_linkage(
+    records: DataFrame,
+    matching: MatchingSettings,
+    *,
+    model: FellegiSunterModel | None = None,
+    threshold: float | None = None,
+    across: str | None = None,
+    store_scored: Materialize = checkpointed,
+    on_capped: Callable[[DataFrame], None] | None = None,
+) -> Linkage:
+    """Features, blocking, comparisons, training (unless `model` is given), scoring, clustering, conflict splits.
+
+    Args:
+        records: one row per record with the standardized columns of silver.person_records (record_id unique;
+            identity columns a source lacks may be absent).
+        model: a trained model to score with; None trains one on `records`.
+        threshold: match probability that links a pair (default model.threshold of `matching`).
+        across: a column of `records`; when given only pairs whose two records differ in it are candidates
+            (linking two inputs to each other).
+        store_scored: how the scored pairs are stored and read back (the mpi writes a Delta table).
+        on_capped: called with the capped blocks (rule, block_key_hash, block_size) once they are known.
+    """
+    link_threshold = matching.model.threshold if threshold is None else threshold
+    n_records = records.count()
+    features = comparison_features(records).localCheckpoint(eager=True)
+    comparisons = person_comparisons(matching.model)
+    if model is not None:
+        check_model(model, comparisons)
+    trainers = training_rules(matching)
+    fallbacks = [rule for rule in matching.blocking if rule not in trainers]
+    sessions = [*trainers, *fallbacks]
+    carry = list(dict.fromkeys([*pair_features(comparisons), *[c for rule in sessions for c in rule.columns]]))
+    if across is not None and across not in features.columns:
+        features = features.join(records.select("record_id", across), on="record_id", how="inner")
+    blocking = block(features, matching.blocking, carry, across=across)
+    if on_capped is not None:
+        on_capped(blocking.capped)
+
+    tf_columns = [c for c in carry if c.startswith("tf_")]
+    kept = [
+        "record_id_l",
+        "record_id_r",
+        "rule",
+        *[gamma_column(c.name) for c in comparisons],
+        *[session_flag(r.name) for r in sessions],
+        *[f"{side}_{c}" for c in tf_columns for side in ("l", "r")],
+    ]
+    candidates = (
+        blocking.pairs.transform(with_similarities)
+        .transform(with_gammas, comparisons)
+        .transform(with_session_flags, sessions)
+        .select(*kept)
+        .localCheckpoint(eager=True)
+    )
+    if model is None:
+        model = train_model(
+            features,
+            candidates,
+            comparisons,
+            trainers,
+            settings=matching.model,
+            n_records=n_records,
+            fallback_rules=fallbacks,
+        )
+        n_candidates = int(model.training["n_candidate_pairs"])  # type: ignore[call-overload]
+        trained = True
+    else:
+        n_candidates = candidates.count()
+        trained = False
+
+    scored = store_scored(
+        candidates.transform(with_match_weight, model)
+        .where(F.col("match_probability") >= F.lit(matching.model.min_stored_probability))
+        .select(*scored_columns(comparisons))
+    )
+    links = scored.where(F.col("match_probability") >= F.lit(link_threshold))
+    link_weights = links.select("record_id_l", "record_id_r", "match_weight", "match_probability")
+    components = connected_components(links.select("record_id_l", "record_id_r"), matching.clustering.max_iterations)
+    clustered = (
+        features.select(*CONFLICT_COLUMNS)
+        .join(components.labels, on="record_id", how="left")
+        .withColumn("cluster_id", F.coalesce(F.col("cluster_id"), F.col("record_id")))
+    )
+    labels, rebuilt = split_conflicts(
+        clustered, link_weights, matching.clustering.max_cluster_size, matching.model.strong_threshold
+    )
+    labels = labels.localCheckpoint(eager=True)
+    return Linkage(
+        features=features,
+        capped=blocking.capped,
+        model=model,
+        scored=scored,
+        links=links,
+        labels=labels,
+        rebuilt=rebuilt,
+        confidence=link_confidence(link_weights, labels),
+        n_candidate_pairs=n_candidates,
+        pairs_per_rule={
+            str(r["rule"]): int(r["n"]) for r in candidates.groupBy("rule").agg(F.count(F.lit(1)).alias("n")).collect()
+        },
+        iterations=components.iterations,
+        trained=trained,
+    )
+
+
+def check_model(model: FellegiSunterModel, comparisons: Sequence[Comparison]) -> None:
+    """ValueError when `model` was trained with other comparisons or levels than conf/matching.yaml defines now."""
+    expected = [(c.name, c.level_names) for c in comparisons]
+    actual = [(c.name, tuple(c.levels)) for c in model.comparisons]
+    if expected != actual:
+        raise ValueError(
+            "the model's comparisons do not match conf/matching.yaml's: it was trained with "
+            f"{[name for name, _ in actual]}, the configuration has {[name for name, _ in expected]} "
+            "(or their levels differ); retrain it"
+        )
+
+
 def _link_probabilistic(
     spark: SparkSession,
     settings: Settings,
@@ -248,99 +422,90 @@ def _link_probabilistic(
     n_records: int,
     run_id: str,
 ) -> LinkResult:
-    """Features, blocking, comparisons, training, scoring, clustering and conflict splitting (module docstring)."""
+    """`probabilistic_linkage` on silver.person_records, its results written to the mpi tables."""
     logger.info("link run %s: %d person records, %d blocking rules", run_id, n_records, len(matching.blocking))
-    features = comparison_features(records).localCheckpoint(eager=True)
-    comparisons = person_comparisons(matching.model)
-    trainers = training_rules(matching)
-    carry = list(dict.fromkeys([*pair_features(comparisons), *[c for rule in trainers for c in rule.columns]]))
-    blocking = block(features, matching.blocking, carry)
-    n_capped = _write_capped(spark, settings, blocking, run_id)
-
-    tf_columns = [c for c in carry if c.startswith("tf_")]
-    kept = [
-        "record_id_l",
-        "record_id_r",
-        "rule",
-        *[gamma_column(c.name) for c in comparisons],
-        *[session_flag(r.name) for r in trainers],
-        *[f"{side}_{c}" for c in tf_columns for side in ("l", "r")],
-    ]
-    candidates = (
-        blocking.pairs.transform(with_similarities)
-        .transform(with_gammas, comparisons)
-        .transform(with_session_flags, trainers)
-        .select(*kept)
-        .localCheckpoint(eager=True)
-    )
-    model = train_model(features, candidates, comparisons, trainers, settings=matching.model, n_records=n_records)
-    n_candidates = int(model.training["n_candidate_pairs"])  # type: ignore[call-overload]
-    _write_model(spark, settings, model, run_id)
-
     scored_table = settings.table("mpi", "scored_pairs")
-    write_table(
-        candidates.transform(with_match_weight, model)
-        .where(F.col("match_probability") >= F.lit(matching.model.min_stored_probability))
-        .select(
-            "record_id_l",
-            "record_id_r",
-            "rule",
-            *[gamma_column(c.name) for c in comparisons],
-            *[weight_column(c.name) for c in comparisons],
-            "match_weight",
-            "match_probability",
-            F.lit(run_id).alias("run_id"),
+
+    def store_scored(scored: DataFrame) -> DataFrame:
+        write_table(
+            scored.withColumn("run_id", F.lit(run_id)).transform(with_column_comments, SCORED_PAIR_COMMENTS),
+            scored_table,
+            comment=(
+                "one row per candidate pair of the latest run scored at or above model.min_stored_probability: the "
+                "level (gamma_*) and weight (weight_*, log2 Bayes factor) of every comparison, the match weight "
+                "and probability"
+            ),
         )
-        .transform(with_column_comments, SCORED_PAIR_COMMENTS),
-        scored_table,
-        comment=(
-            "one row per candidate pair of the latest run scored at or above model.min_stored_probability: the level "
-            "(gamma_*) and weight (weight_*, log2 Bayes factor) of every comparison, the match weight and probability"
-        ),
+        return spark.read.table(scored_table)
+
+    registry = ModelRegistry(settings)
+    registered = None if matching.registry.retrain else registry.resolve()
+    if registered is not None:
+        logger.info("link run %s: scoring with registered model %s/%s", run_id, registered.name, registered.version)
+    capped_count: list[int] = []
+    linkage = probabilistic_linkage(
+        records,
+        matching,
+        model=registered.model if registered is not None else None,
+        store_scored=store_scored,
+        on_capped=lambda capped: capped_count.append(_write_capped(spark, settings, capped, run_id)),
     )
-    scored = spark.read.table(scored_table)
-    links, n_links = _write_links(
-        spark, settings, scored.where(F.col("match_probability") >= F.lit(matching.model.threshold)), run_id
+    mlflow_run_id = registry.start_run(run_id, matching, trained=linkage.trained)
+    if registered is None:
+        registry.log_model(mlflow_run_id, linkage.model)
+        model_name, model_version = matching.registry.model_name, registry.register(mlflow_run_id, run_id)
+    else:
+        model_name, model_version = registered.name, registered.version
+    _write_model(
+        spark,
+        settings,
+        linkage,
+        run_id,
+        model_name=model_name,
+        model_version=model_version,
+        mlflow_run_id=mlflow_run_id,
     )
+    _, n_links = _write_links(spark, settings, linkage.links, run_id)
     logger.info(
         "link run %s: %d candidate pairs, %d links at probability >= %s",
         run_id,
-        n_candidates,
+        linkage.n_candidate_pairs,
         n_links,
         matching.model.threshold,
     )
-    # the same rows as `links`, straight from the scored table (no join back to recover their weights)
-    link_weights = scored.where(F.col("match_probability") >= F.lit(matching.model.threshold)).select(
-        "record_id_l", "record_id_r", "match_weight", "match_probability"
+    n_split = _write_splits(spark, settings, linkage.rebuilt, run_id)
+    n_persons, largest = _write_persons(spark, settings, records, linkage.labels, run_id, confidence=linkage.confidence)
+    result = LinkResult(
+        n_records=n_records,
+        n_pairs=n_links,
+        n_persons=n_persons,
+        n_capped_blocks=capped_count[0] if capped_count else 0,
+        iterations=linkage.iterations,
+        largest_cluster=largest,
+        engine="probabilistic",
+        n_candidate_pairs=linkage.n_candidate_pairs,
+        n_clusters_split=n_split,
+        prior=linkage.model.prior,
+        model_name=model_name,
+        model_version=model_version,
+        mlflow_run_id=mlflow_run_id,
     )
-    components = connected_components(links, matching.clustering.max_iterations)
-    clustered = (
-        features.select(*CONFLICT_COLUMNS)
-        .join(components.labels, on="record_id", how="left")
-        .withColumn("cluster_id", F.coalesce(F.col("cluster_id"), F.col("record_id")))
+    registry.log_figures(
+        mlflow_run_id,
+        {
+            "n_records": n_records,
+            "n_candidate_pairs": linkage.n_candidate_pairs,
+            "n_links": n_links,
+            "n_persons": n_persons,
+            "largest_cluster": largest,
+            "n_clusters_split": n_split,
+            "n_capped_blocks": result.n_capped_blocks,
+            "components_iterations": linkage.iterations,
+            **{f"pairs.{rule}": n for rule, n in linkage.pairs_per_rule.items()},
+        },
     )
-    labels, rebuilt = split_conflicts(
-        clustered, link_weights, matching.clustering.max_cluster_size, matching.model.strong_threshold
-    )
-    n_split = _write_splits(spark, settings, rebuilt, run_id)
-    labels = labels.localCheckpoint(eager=True)
-    confidence = link_confidence(link_weights, labels)
-    n_persons, largest = _write_persons(spark, settings, records, labels, run_id, confidence=confidence)
-    return _log_result(
-        run_id,
-        LinkResult(
-            n_records=n_records,
-            n_pairs=n_links,
-            n_persons=n_persons,
-            n_capped_blocks=n_capped,
-            iterations=components.iterations,
-            largest_cluster=largest,
-            engine="probabilistic",
-            n_candidate_pairs=n_candidates,
-            n_clusters_split=n_split,
-            prior=model.prior,
-        ),
-    )
+    registry.finish(mlflow_run_id, model_name=model_name, model_version=model_version)
+    return _log_result(run_id, result)
 
 
 def link_confidence(links: DataFrame, labels: DataFrame) -> DataFrame:
@@ -358,17 +523,42 @@ def link_confidence(links: DataFrame, labels: DataFrame) -> DataFrame:
     return ends.groupBy("record_id").agg(F.max("match_probability").alias("match_confidence"))
 
 
-def _write_model(spark: SparkSession, settings: Settings, model: FellegiSunterModel, run_id: str) -> None:
+def _write_model(
+    spark: SparkSession,
+    settings: Settings,
+    linkage: Linkage,
+    run_id: str,
+    *,
+    model_name: str,
+    model_version: str,
+    mlflow_run_id: str,
+) -> None:
+    """One row appended to mpi.linkage_models: the model the run scored with and where it is registered."""
     table = settings.table("mpi", "linkage_models")
     frame = spark.createDataFrame(
-        [(run_id, model.prior, model.to_json(), datetime.now(UTC))],
-        "run_id string, prior double, model_json string, trained_at timestamp",
+        [
+            (
+                run_id,
+                linkage.model.prior,
+                linkage.model.to_json(),
+                datetime.now(UTC),
+                model_name,
+                model_version,
+                mlflow_run_id,
+                linkage.trained,
+            )
+        ],
+        "run_id string, prior double, model_json string, linked_at timestamp, model_name string, "
+        "model_version string, mlflow_run_id string, trained boolean",
     )
     write_table(
         frame,
         table,
         mode="append",
-        comment=None if table_exists(spark, table) else "one row per trained Fellegi-Sunter model (JSON: m, u, prior)",
+        comment=None
+        if table_exists(spark, table)
+        else "one row per probabilistic link run: the Fellegi-Sunter model it scored with (JSON: m, u, prior), its "
+        "registered name and version in MLflow, and whether the run trained it",
     )
 
 

@@ -152,6 +152,7 @@ def train_model(
     *,
     settings: ModelSettings,
     n_records: int,
+    fallback_rules: Sequence[BlockingRule] = (),
 ) -> FellegiSunterModel:
     """Train m, u and the prior (see `model`).
 
@@ -159,6 +160,8 @@ def train_model(
         features: one row per record with the comparison features.
         candidate_pairs: the blocked pairs with gammas and is_training_<rule> flags (`with_session_flags`).
         training_rules: the blocking rules that define the EM sessions.
+        fallback_rules: rules whose sessions train, in order, the comparisons the training rules left untrained
+            (their is_training_<rule> flags must be on `candidate_pairs` too).
     """
     if not training_rules:
         raise ValueError("model.training_rules is empty: EM needs at least one training blocking rule")
@@ -169,19 +172,22 @@ def train_model(
     u = u_probabilities(exact, sampled, comparisons)
     u_list = [u[c.name] for c in comparisons]
 
-    patterns = collect_patterns(candidate_pairs, comparisons, training_rules)
+    patterns = collect_patterns(candidate_pairs, comparisons, [*training_rules, *fallback_rules])
     logger.info(
         "training: %d candidate pairs in %d distinct patterns", int(patterns.counts.sum()), len(patterns.counts)
     )
     m_sum = [np.zeros(len(c.levels)) for c in comparisons]
     m_sessions = [0] * len(comparisons)
     sessions: dict[str, object] = {}
-    for rule in training_rules:
+
+    def run_session(rule: BlockingRule, only_untrained: bool) -> None:
         mask = patterns.sessions[rule.name]
         active = session_comparisons(comparisons, rule)
-        if not mask.any() or not active:
-            logger.warning("training: session %s has no pairs or no comparison to train; skipped", rule.name)
-            continue
+        kept = [k for k in active if m_sessions[k] == 0] if only_untrained else active
+        if not mask.any() or not kept:
+            if not only_untrained:
+                logger.warning("training: session %s has no pairs or no comparison to train; skipped", rule.name)
+            return
         result = expectation_maximisation(
             patterns.gammas[mask],
             patterns.counts[mask],
@@ -191,24 +197,34 @@ def train_model(
             max_iterations=settings.em_max_iterations,
             tolerance=settings.em_tolerance,
         )
-        for k, m_k in result.m.items():
-            m_sum[k] += m_k
+        for k in kept:
+            m_sum[k] += result.m[k]
             m_sessions[k] += 1
         sessions[rule.name] = {
             "pairs": int(patterns.counts[mask].sum()),
             "iterations": result.iterations,
             "converged": result.converged,
             "match_share": result.prior,
-            "trained": [comparisons[k].name for k in active],
+            "trained": [comparisons[k].name for k in kept],
         }
         logger.info(
-            "training session %s: %d pairs, %d iterations (%s), match share %.4f",
+            "training session %s: %d pairs, %d iterations (%s), match share %.4f, trains %s",
             rule.name,
             int(patterns.counts[mask].sum()),
             result.iterations,
             "converged" if result.converged else "not converged",
             result.prior,
+            ", ".join(comparisons[k].name for k in kept),
         )
+
+    for rule in training_rules:
+        run_session(rule, only_untrained=False)
+    # A source without SSNs (an outside file, say) leaves some comparisons untrained by the configured sessions:
+    # the other blocking rules, in order, train just those.
+    for rule in fallback_rules:
+        if all(m_sessions):
+            break
+        run_session(rule, only_untrained=True)
     untrained = [comparisons[k].name for k, n in enumerate(m_sessions) if n == 0]
     if untrained:
         raise ValueError(

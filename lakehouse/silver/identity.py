@@ -12,6 +12,8 @@ standardized values (SSN included), so it is never written to a table.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -89,32 +91,41 @@ PERSON_RECORD_COLUMNS = (
 RECORD_ID_LENGTH = 32
 
 
-def standardized_identity(feed: FeedConfig) -> dict[str, Column]:
-    """Standardized value of every identity role (null literal for roles the feed does not carry)."""
-    roles = feed.identity_columns()
+def standardized_values(raw: Mapping[str, Column], date_format: str | None) -> dict[str, Column]:
+    """Standardized value of every identity role from the raw columns in `raw` (role -> Column).
 
-    def raw(role: str) -> Column:
-        return F.col(roles[role]) if role in roles else F.lit(None).cast("string")
+    Roles `raw` lacks are null literals. `date_format` is the Spark datetime pattern of raw["birth_date"]
+    (default yyyy-MM-dd). Silver feeds and `lakehouse link`'s outside files both standardize through here.
+    """
 
-    if "birth_date" in roles:
-        date_format = feed.column(roles["birth_date"]).format or "yyyy-MM-dd"
-        birth_date = standardize_birth_date(parse_date(raw("birth_date"), date_format))
+    def value(role: str) -> Column:
+        return raw[role] if role in raw else F.lit(None).cast("string")
+
+    if "birth_date" in raw:
+        birth_date = standardize_birth_date(parse_date(raw["birth_date"], date_format or "yyyy-MM-dd"))
     else:
         birth_date = F.lit(None).cast("date")
     return {
-        "local_id": standardize_id(raw("local_id")),
-        "ssn": standardize_ssn(raw("ssn")),
-        "ssid": standardize_id(raw("ssid")),
-        "first_name": standardize_name(raw("first_name")),
-        "middle_name": standardize_name(raw("middle_name")),
-        "last_name": standardize_name(raw("last_name")),
+        "local_id": standardize_id(value("local_id")),
+        "ssn": standardize_ssn(value("ssn")),
+        "ssid": standardize_id(value("ssid")),
+        "first_name": standardize_name(value("first_name")),
+        "middle_name": standardize_name(value("middle_name")),
+        "last_name": standardize_name(value("last_name")),
         "birth_date": birth_date,
-        "gender": standardize_gender(raw("gender")),
-        "race_ethnicity": standardize_code(raw("race_ethnicity")),
-        "address_line": standardize_address(raw("address_line")),
-        "city": standardize_city(raw("city")),
-        "zip5": standardize_zip5(raw("zip")),
+        "gender": standardize_gender(value("gender")),
+        "race_ethnicity": standardize_code(value("race_ethnicity")),
+        "address_line": standardize_address(value("address_line")),
+        "city": standardize_city(value("city")),
+        "zip5": standardize_zip5(value("zip")),
     }
+
+
+def standardized_identity(feed: FeedConfig) -> dict[str, Column]:
+    """Standardized value of every identity role of a feed (null literal for roles the feed does not carry)."""
+    roles = feed.identity_columns()
+    date_format = feed.column(roles["birth_date"]).format if "birth_date" in roles else None
+    return standardized_values({role: F.col(column) for role, column in roles.items()}, date_format)
 
 
 def with_identity(rows: DataFrame, feed: FeedConfig) -> DataFrame:
