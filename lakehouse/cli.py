@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="link stage: train a new linkage model on this run's records, register it in MLflow and make it the "
         "version production runs use (default: score with the registered version; train only if there is none)",
     )
+    run.add_argument(
+        "--full-relink",
+        action="store_true",
+        help="link stage: link every record again instead of only what changed since the previous run",
+    )
     _common(run)
 
     link = sub.add_parser(
@@ -265,12 +270,16 @@ def _sql(settings: Settings, statement: str, limit: int) -> None:
     spark.sql(statement).show(limit, truncate=False)
 
 
-def with_retrain(settings: Settings) -> Settings:
-    """The settings with matching.registry.retrain on."""
-    if settings.matching is None:
+def with_link_options(settings: Settings, *, retrain: bool, full_relink: bool) -> Settings:
+    """The settings with matching.registry.retrain and/or a full relink (incremental off) when asked for."""
+    matching = settings.matching
+    if matching is None:
         raise ConfigError("conf/matching.yaml was not loaded")
-    registry = dataclasses.replace(settings.matching.registry, retrain=True)
-    return dataclasses.replace(settings, matching=dataclasses.replace(settings.matching, registry=registry))
+    if retrain:
+        matching = dataclasses.replace(matching, registry=dataclasses.replace(matching.registry, retrain=True))
+    if full_relink:
+        matching = dataclasses.replace(matching, incremental=False)
+    return dataclasses.replace(settings, matching=matching)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -281,8 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "generate":
             _generate(settings, args.people, args.seed)
         elif args.command == "run":
-            if args.retrain:
-                settings = with_retrain(settings)
+            settings = with_link_options(settings, retrain=args.retrain, full_relink=args.full_relink)
             _run(settings, parse_stages(args.stages))
         elif args.command == "link":
             _link_files(settings, args)

@@ -316,6 +316,9 @@ class MatchingSettings:
     model: ModelSettings = field(default_factory=ModelSettings)
     clustering: ClusteringSettings = field(default_factory=ClusteringSettings)
     registry: RegistrySettings = field(default_factory=RegistrySettings)
+    incremental: bool = True
+    """Link only what a new delivery changes when the previous run left its state with the same model and
+    settings (docs/linkage.md); otherwise, or with `lakehouse run --full-relink`, link everything."""
     evaluate: bool = True
 
 

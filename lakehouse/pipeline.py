@@ -98,7 +98,10 @@ def _link(spark: SparkSession, settings: Settings, run_id: str) -> dict[str, Any
         "iterations": result.iterations,
         "largest_cluster": result.largest_cluster,
         "clusters_split": result.n_clusters_split,
+        "mode": result.mode,
     }
+    if result.n_affected_records is not None:
+        figures["affected_records"] = result.n_affected_records
     if settings.matching is not None and settings.matching.evaluate:
         metrics = evaluate(spark, settings, run_id)
         if metrics is not None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import random
-from datetime import date, timedelta
 from itertools import combinations
 from pathlib import Path
 
@@ -17,79 +15,7 @@ from lakehouse.config import Settings
 from lakehouse.er.link_files import LinkInputError, link_files, load_mapping
 from lakehouse.er.registry import ModelRegistry
 from tests.conftest import isolated
-
-FIRST = ["MARIA", "JOSE", "JUAN", "ANA", "LUIS", "SOFIA", "DAVID", "EMMA", "DANIEL", "OLIVIA", "JAMES", "MIA"]
-FIRST += ["WILLIAM", "ISABELLA", "CARLOS", "CAMILA", "MICHAEL", "ELENA", "ROBERT", "LUCIA", "ANTHONY", "VALERIA"]
-LAST = ["GARCIA", "HERNANDEZ", "LOPEZ", "MARTINEZ", "SMITH", "NGUYEN", "KIM", "JOHNSON", "RODRIGUEZ", "LEE"]
-LAST += ["WONG", "PATEL", "BROWN", "GONZALEZ", "PEREZ", "DAVIS", "CHEN", "TRAN", "MILLER", "WILSON"]
-NICK = {"WILLIAM": "BILL", "ROBERT": "BOB", "MICHAEL": "MIKE", "ANTHONY": "TONY", "JOSE": "PEPE", "DANIEL": "DAN"}
-MAPPING = """\
-record_id: rec_id
-first_name: given_name
-last_name: surname
-dob: {column: birth, format: yyyyMMdd}
-ssn: social
-zip: postcode
-sex: gender
-email: email
-"""
-
-
-def _typo(value: str, rng: random.Random) -> str:
-    i = rng.randrange(1, len(value))
-    return value[:i] + rng.choice("AEIOURSTN") + value[i + 1 :]
-
-
-def _people(n: int, seed: int) -> list[dict[str, str]]:
-    rng = random.Random(seed)
-    people = []
-    for k in range(n):
-        born = date(1985, 1, 1) + timedelta(days=rng.randrange(0, 20 * 365))
-        ssn = f"{rng.randrange(100, 600):03d}{rng.randrange(10, 99):02d}{rng.randrange(1000, 9999):04d}"
-        people.append(
-            {
-                "person": f"T{k}",
-                "first": rng.choice(FIRST),
-                "last": rng.choice(LAST),
-                "birth": born.strftime("%Y%m%d"),
-                "ssn": ssn if rng.random() < 0.6 else "",
-                "zip": f"9{rng.randrange(0, 6000):04d}",
-                "sex": rng.choice("MF"),
-            }
-        )
-    return people
-
-
-def _record(person: dict[str, str], rec_id: str, rng: random.Random, *, noisy: bool) -> dict[str, str]:
-    first, last, birth, ssn = person["first"], person["last"], person["birth"], person["ssn"]
-    if noisy:
-        change = rng.randrange(5)
-        if change == 0:
-            first = _typo(first, rng)
-        elif change == 1:
-            first = NICK.get(first, first.title())
-        elif change == 2:
-            last = _typo(last, rng)
-        elif change == 3:
-            ssn = ""
-    return {
-        "rec_id": rec_id,
-        "given_name": first,
-        "surname": last.title(),
-        "birth": birth,
-        "social": ssn,
-        "postcode": person["zip"],
-        "gender": person["sex"],
-        "email": "",
-        "true_person": person["person"],
-    }
-
-
-def _write_csv(path: Path, rows: list[dict[str, str]]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+from tests.synthetic_people import MAPPING, people, record, write_csv
 
 
 @pytest.fixture(scope="module")
@@ -98,14 +24,14 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     other.parquet: 300 of the same people once more plus 150 people of its own."""
     folder = tmp_path_factory.mktemp("link_files")
     rng = random.Random(7)
-    people = _people(650, seed=11)
+    population = people(650, seed=11)
     rows = []
-    for k, person in enumerate(people[:500]):
+    for k, person in enumerate(population[:500]):
         copies = 1 + (rng.random() < 0.33) * rng.choice([1, 2])
-        rows += [_record(person, f"A{k}-{c}", rng, noisy=c > 0) for c in range(copies)]
+        rows += [record(person, f"A{k}-{c}", rng, noisy=c > 0) for c in range(copies)]
     rng.shuffle(rows)
-    _write_csv(folder / "people.csv", rows)
-    other = [_record(p, f"B{k}", rng, noisy=True) for k, p in enumerate(people[200:650])]
+    write_csv(folder / "people.csv", rows)
+    other = [record(p, f"B{k}", rng, noisy=True) for k, p in enumerate(population[200:650])]
     pd.DataFrame(other).to_parquet(folder / "other.parquet", index=False)
     (folder / "mapping.yaml").write_text(MAPPING, encoding="utf-8")
     return {"csv": folder / "people.csv", "parquet": folder / "other.parquet", "mapping": folder / "mapping.yaml"}

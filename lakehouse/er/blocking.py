@@ -128,20 +128,28 @@ def rule_pairs(
     rules: Sequence[BlockingRule],
     index: int,
     carry: Sequence[str] = (),
+    *,
     across: str | None = None,
+    touching: str | None = None,
 ) -> DataFrame:
     """One row per pair first produced by rules[index]: record_id_l < record_id_r, rule, then l_<c>, r_<c> for
     every column c of `carry` (both records' values, so comparing a pair needs no further join).
 
     `flagged` carries the rule flags of `with_rule_flags`. A pair that an earlier rule already produced (same
     complete key there, block not capped) is excluded inside the join condition. With `across`, only pairs
-    whose records differ in that column are produced (two inputs linked to each other).
+    whose records differ in that column are produced (two inputs linked to each other). With `touching` (a
+    boolean column), only pairs with at least one such record: the join's left side holds just those records,
+    so the work grows with them, not with all records (incremental linking).
     """
     rule = rules[index]
     keyed = flagged.where(F.col(rule_flag(index)))
-    left, right = keyed.alias("l"), keyed.alias("r")
+    left, right = (keyed if touching is None else keyed.where(F.col(touching))).alias("l"), keyed.alias("r")
     on = [F.col(f"l.{c}") == F.col(f"r.{c}") for c in rule.columns]
-    on.append(F.col("l.record_id") < F.col("r.record_id"))
+    if touching is None:
+        on.append(F.col("l.record_id") < F.col("r.record_id"))
+    else:  # a pair of two touching records once: with the smaller id on the left
+        on.append(F.col("l.record_id") != F.col("r.record_id"))
+        on.append(~F.col(f"r.{touching}") | (F.col("l.record_id") < F.col("r.record_id")))
     if across is not None:
         on.append(F.col(f"l.{across}") != F.col(f"r.{across}"))
     for earlier_index, earlier in enumerate(rules[:index]):
@@ -151,26 +159,56 @@ def rule_pairs(
             + [F.col(f"l.{c}").eqNullSafe(F.col(f"r.{c}")) for c in earlier.columns]
         )
         on.append(~produced)
-    return left.join(right, on=all_of(on), how="inner").select(
-        F.col("l.record_id").alias("record_id_l"),
-        F.col("r.record_id").alias("record_id_r"),
+    joined = left.join(right, on=all_of(on), how="inner")
+    if touching is None:
+        return joined.select(
+            F.col("l.record_id").alias("record_id_l"),
+            F.col("r.record_id").alias("record_id_r"),
+            F.lit(rule.name).alias("rule"),
+            *[F.col(f"{side}.{c}").alias(f"{side}_{c}") for c in carry for side in ("l", "r")],
+        )
+    swap = F.col("l.record_id") > F.col("r.record_id")  # orient every pair record_id_l < record_id_r
+    return joined.select(
+        F.least("l.record_id", "r.record_id").alias("record_id_l"),
+        F.greatest("l.record_id", "r.record_id").alias("record_id_r"),
         F.lit(rule.name).alias("rule"),
-        *[F.col(f"{side}.{c}").alias(f"{side}_{c}") for c in carry for side in ("l", "r")],
+        *[
+            F.when(swap, F.col(f"{other}.{c}")).otherwise(F.col(f"{side}.{c}")).alias(f"{side}_{c}")
+            for c in carry
+            for side, other in (("l", "r"), ("r", "l"))
+        ],
     )
 
 
+def all_capped_blocks(records: DataFrame, rules: Sequence[BlockingRule]) -> DataFrame:
+    """The capped blocks of every rule (rule, block_key_hash, block_size), materialized."""
+    capped = capped_blocks(oversized_blocks(records, rules[0]), rules[0])
+    for rule in rules[1:]:
+        capped = capped.unionByName(capped_blocks(oversized_blocks(records, rule), rule))
+    return capped.localCheckpoint(eager=True)
+
+
 def block(
-    records: DataFrame, rules: Sequence[BlockingRule], carry: Sequence[str] = (), *, across: str | None = None
+    records: DataFrame,
+    rules: Sequence[BlockingRule],
+    carry: Sequence[str] = (),
+    *,
+    across: str | None = None,
+    touching: str | None = None,
+    capped: DataFrame | None = None,
 ) -> Blocking:
     """Candidate pairs of `records` (one row per record, `record_id` unique) under `rules`, in rule order.
 
     Returns `pairs` (record_id_l, record_id_r, rule, and l_<c>, r_<c> per column of `carry`; each unordered pair
     once, labelled with the first rule that produced it) and `capped` (rule, block_key_hash, block_size; one row
-    per block left out). With `across` (a column), only pairs whose two records differ in it. The capped blocks
+    per block left out). With `across` (a column), only pairs whose two records differ in it; with `touching` (a
+    boolean column), only pairs with at least one record where it is true; `capped`, when the caller already
+    computed it with `all_capped_blocks` on the same records, is not computed again. The capped blocks
     and the records flagged with them are materialized here (two Spark jobs); the pairs stay lazy.
     """
     check_rules(records, rules)
-    missing = [c for c in [*carry, *([across] if across else [])] if c not in records.columns]
+    extra = [c for c in (across, touching) if c is not None]
+    missing = [c for c in [*carry, *extra] if c not in records.columns]
     if missing:
         raise ValueError(f"blocking cannot carry columns the records lack: {', '.join(missing)}")
     if not rules:
@@ -185,17 +223,15 @@ def block(
     key_columns = list(
         dict.fromkeys([c for rule in rules for c in rule.columns] + [c for c in carry if c != "record_id"])
     )
-    slim = records.select("record_id", *key_columns, *([across] if across and across not in key_columns else []))
-    capped = capped_blocks(oversized_blocks(slim, rules[0]), rules[0])
-    for rule in rules[1:]:
-        capped = capped.unionByName(capped_blocks(oversized_blocks(slim, rule), rule))
+    slim = records.select("record_id", *key_columns, *[c for c in extra if c not in key_columns])
     # Materialized once each: the capped blocks are reported and read by every rule's flag; the flagged records
     # are read by both sides of every rule's join.
-    capped = capped.localCheckpoint(eager=True)
+    if capped is None:
+        capped = all_capped_blocks(slim, rules)
     flagged = with_rule_flags(slim, rules, capped).localCheckpoint(eager=True)
-    pairs = rule_pairs(flagged, rules, 0, carry, across)
+    pairs = rule_pairs(flagged, rules, 0, carry, across=across, touching=touching)
     for index in range(1, len(rules)):
-        pairs = pairs.unionByName(rule_pairs(flagged, rules, index, carry, across))
+        pairs = pairs.unionByName(rule_pairs(flagged, rules, index, carry, across=across, touching=touching))
     logger.info("blocking with %d rules: %s", len(rules), ", ".join(r.name for r in rules))
     return Blocking(pairs=pairs, capped=capped)
 

@@ -14,6 +14,8 @@ replaced, because it compares the previous crosswalk with the new one.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,8 +38,9 @@ from lakehouse.er.components import connected_components
 from lakehouse.er.conflicts import CONFLICT_COLUMNS, split_conflicts
 from lakehouse.er.features import comparison_features
 from lakehouse.er.ids import crosswalk, person_id_history
+from lakehouse.er.incremental import PreviousLinkage, incremental_linkage
 from lakehouse.er.model import FellegiSunterModel
-from lakehouse.er.registry import ModelRegistry
+from lakehouse.er.registry import ModelRegistry, RegisteredModel, settings_params
 from lakehouse.er.schema import (
     CAPPED_COMMENTS,
     CROSSWALK_COMMENTS,
@@ -71,6 +74,8 @@ class LinkResult:
     model_name: str | None = None
     model_version: str | None = None
     mlflow_run_id: str | None = None
+    mode: str = "full"
+    n_affected_records: int | None = None
 
 
 def matching_settings(settings: Settings) -> MatchingSettings:
@@ -282,6 +287,9 @@ class Linkage:
     pairs_per_rule: dict[str, int]
     iterations: int
     trained: bool
+    mode: str = "full"
+    n_affected_records: int | None = None
+    """Records whose clusters were recomputed (incremental runs; a full run recomputes all)."""
 
 
 def scored_columns(comparisons: Sequence[Comparison]) -> list[str]:
@@ -334,22 +342,7 @@ def probabilistic_linkage(
     if on_capped is not None:
         on_capped(blocking.capped)
 
-    tf_columns = [c for c in carry if c.startswith("tf_")]
-    kept = [
-        "record_id_l",
-        "record_id_r",
-        "rule",
-        *[gamma_column(c.name) for c in comparisons],
-        *[session_flag(r.name) for r in sessions],
-        *[f"{side}_{c}" for c in tf_columns for side in ("l", "r")],
-    ]
-    candidates = (
-        blocking.pairs.transform(with_similarities)
-        .transform(with_gammas, comparisons)
-        .transform(with_session_flags, sessions)
-        .select(*kept)
-        .localCheckpoint(eager=True)
-    )
+    candidates = compare_pairs(blocking.pairs, comparisons, sessions).localCheckpoint(eager=True)
     if model is None:
         model = train_model(
             features,
@@ -401,6 +394,28 @@ def probabilistic_linkage(
     )
 
 
+def compare_pairs(
+    pairs: DataFrame, comparisons: Sequence[Comparison], sessions: Sequence[BlockingRule] = ()
+) -> DataFrame:
+    """Blocked pairs (carrying l_/r_ features) -> record_id_l, record_id_r, rule, gamma_* per comparison,
+    is_training_<rule> per session rule, and l_/r_ term frequencies (what scoring reads)."""
+    tf_columns = [c for c in pairs.columns if c.startswith("l_tf_")]
+    kept = [
+        "record_id_l",
+        "record_id_r",
+        "rule",
+        *[gamma_column(c.name) for c in comparisons],
+        *[session_flag(r.name) for r in sessions],
+        *[f"{side}_{c[2:]}" for c in tf_columns for side in ("l", "r")],
+    ]
+    return (
+        pairs.transform(with_similarities)
+        .transform(with_gammas, comparisons)
+        .transform(with_session_flags, sessions)
+        .select(*kept)
+    )
+
+
 def check_model(model: FellegiSunterModel, comparisons: Sequence[Comparison]) -> None:
     """ValueError when `model` was trained with other comparisons or levels than conf/matching.yaml defines now."""
     expected = [(c.name, c.level_names) for c in comparisons]
@@ -442,14 +457,26 @@ def _link_probabilistic(
     registered = None if matching.registry.retrain else registry.resolve()
     if registered is not None:
         logger.info("link run %s: scoring with registered model %s/%s", run_id, registered.name, registered.version)
+    previous = None
+    if registered is not None and matching.incremental:
+        previous = previous_linkage(spark, settings, matching, registered)
     capped_count: list[int] = []
-    linkage = probabilistic_linkage(
-        records,
-        matching,
-        model=registered.model if registered is not None else None,
-        store_scored=store_scored,
-        on_capped=lambda capped: capped_count.append(_write_capped(spark, settings, capped, run_id)),
-    )
+
+    def on_capped(capped: DataFrame) -> None:
+        capped_count.append(_write_capped(spark, settings, capped, run_id))
+
+    if registered is not None and previous is not None:
+        linkage = _incremental(
+            records, matching, registered.model, previous, store_scored=store_scored, on_capped=on_capped
+        )
+    else:
+        linkage = probabilistic_linkage(
+            records,
+            matching,
+            model=registered.model if registered is not None else None,
+            store_scored=store_scored,
+            on_capped=on_capped,
+        )
     mlflow_run_id = registry.start_run(run_id, matching, trained=linkage.trained)
     if registered is None:
         registry.log_model(mlflow_run_id, linkage.model)
@@ -489,6 +516,8 @@ def _link_probabilistic(
         model_name=model_name,
         model_version=model_version,
         mlflow_run_id=mlflow_run_id,
+        mode=linkage.mode,
+        n_affected_records=linkage.n_affected_records,
     )
     registry.log_figures(
         mlflow_run_id,
@@ -501,11 +530,111 @@ def _link_probabilistic(
             "n_clusters_split": n_split,
             "n_capped_blocks": result.n_capped_blocks,
             "components_iterations": linkage.iterations,
+            "incremental": 1.0 if linkage.mode == "incremental" else 0.0,
+            "n_affected_records": linkage.n_affected_records if linkage.n_affected_records is not None else n_records,
             **{f"pairs.{rule}": n for rule, n in linkage.pairs_per_rule.items()},
         },
     )
     registry.finish(mlflow_run_id, model_name=model_name, model_version=model_version)
     return _log_result(run_id, result)
+
+
+def settings_fingerprint(matching: MatchingSettings) -> str:
+    """SHA-256 of the linkage settings that shape a result (blocking, thresholds, model settings)."""
+    text = json.dumps(settings_params(matching), sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def previous_linkage(
+    spark: SparkSession, settings: Settings, matching: MatchingSettings, registered: RegisteredModel
+) -> PreviousLinkage | None:
+    """The previous run's state when this run can link incrementally, else None (the reason is logged).
+
+    It can when the mpi tables of a probabilistic run exist, that run scored with the same registered model
+    version and the same settings, and the crosswalk is that run's.
+    """
+    names = ("crosswalk", "scored_pairs", "linkage_models", "cluster_splits", "capped_blocks")
+    tables = {name: settings.table("mpi", name) for name in names}
+    missing = [t for t in tables.values() if not table_exists(spark, t)]
+    if missing:
+        logger.info("full link: no previous state (%s missing)", ", ".join(missing))
+        return None
+    models = spark.read.table(tables["linkage_models"])
+    if "settings_fingerprint" not in models.columns:
+        logger.info("full link: %s predates incremental linking", tables["linkage_models"])
+        return None
+    last = models.orderBy(F.desc("linked_at")).first()
+    if last is None:
+        return None
+    if (last["model_name"], last["model_version"]) != (registered.name, registered.version):
+        logger.info(
+            "full link: the previous run scored with %s/%s, this one with %s/%s",
+            last["model_name"],
+            last["model_version"],
+            registered.name,
+            registered.version,
+        )
+        return None
+    if last["settings_fingerprint"] != settings_fingerprint(matching):
+        logger.info("full link: the linkage settings changed since the previous run")
+        return None
+    crosswalk = spark.read.table(tables["crosswalk"])
+    runs = [r["run_id"] for r in crosswalk.select("run_id").distinct().limit(2).collect()]
+    if runs != [last["run_id"]]:
+        logger.info("full link: the crosswalk is not the work of the last probabilistic run %s", last["run_id"])
+        return None
+    logger.info("incremental link against the state of run %s", last["run_id"])
+    return PreviousLinkage(
+        crosswalk=crosswalk.select("record_id", "person_id").localCheckpoint(eager=True),
+        scored=spark.read.table(tables["scored_pairs"]).localCheckpoint(eager=True),
+        splits=spark.read.table(tables["cluster_splits"])
+        .select("old_cluster_id", "record_id", "cluster_id", "reason")
+        .localCheckpoint(eager=True),
+        capped=spark.read.table(tables["capped_blocks"]).select("rule", "block_key_hash").localCheckpoint(eager=True),
+    )
+
+
+def _incremental(
+    records: DataFrame,
+    matching: MatchingSettings,
+    model: FellegiSunterModel,
+    previous: PreviousLinkage,
+    *,
+    store_scored: Materialize,
+    on_capped: Callable[[DataFrame], None],
+) -> Linkage:
+    comparisons = person_comparisons(matching.model)
+    check_model(model, comparisons)
+    parts = incremental_linkage(
+        records,
+        matching,
+        model,
+        previous,
+        threshold=matching.model.threshold,
+        compare=lambda pairs: compare_pairs(pairs, comparisons),
+        store_scored=store_scored,
+        scored_columns=scored_columns(comparisons),
+        on_capped=on_capped,
+    )
+    return Linkage(
+        features=parts.features,
+        capped=parts.capped,
+        model=model,
+        scored=parts.scored,
+        links=parts.links,
+        labels=parts.labels,
+        rebuilt=parts.rebuilt,
+        confidence=link_confidence(parts.link_weights, parts.labels),
+        n_candidate_pairs=parts.n_candidate_pairs,
+        pairs_per_rule={
+            str(r["rule"]): int(r["n"])
+            for r in parts.candidates.groupBy("rule").agg(F.count(F.lit(1)).alias("n")).collect()
+        },
+        iterations=parts.iterations,
+        trained=False,
+        mode="incremental",
+        n_affected_records=parts.n_affected_records,
+    )
 
 
 def link_confidence(links: DataFrame, labels: DataFrame) -> DataFrame:
@@ -546,10 +675,12 @@ def _write_model(
                 model_version,
                 mlflow_run_id,
                 linkage.trained,
+                linkage.mode,
+                settings_fingerprint(matching_settings(settings)),
             )
         ],
         "run_id string, prior double, model_json string, linked_at timestamp, model_name string, "
-        "model_version string, mlflow_run_id string, trained boolean",
+        "model_version string, mlflow_run_id string, trained boolean, mode string, settings_fingerprint string",
     )
     write_table(
         frame,
