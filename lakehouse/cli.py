@@ -231,9 +231,14 @@ def _analyze_blocking(settings: Settings) -> None:
 
 
 def _link_files(settings: Settings, args: argparse.Namespace) -> None:
-    from lakehouse.er.link_files import link_files
+    from lakehouse.er.link_files import LinkInputError, link_files, load_mapping, source_names
     from lakehouse.session import build_session
 
+    load_mapping(args.mapping)  # the cheap checks first, before Spark starts
+    source_names(args.input)
+    for path in args.input:
+        if not path.exists():
+            raise LinkInputError(f"{path}: no such file")
     model = None
     if args.model:
         from lakehouse.er.registry import ModelRegistry

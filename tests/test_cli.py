@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse.cli import EXIT_USAGE, build_parser, main, sample_delivery_id
+from lakehouse.cli import EXIT_USAGE, build_parser, main, sample_delivery_id, with_link_options
+from lakehouse.config import load_settings
 from lakehouse.pipeline import parse_stages
 
 
-@pytest.mark.parametrize("command", ["generate", "run", "demo", "status", "sql"])
+@pytest.mark.parametrize("command", ["generate", "run", "demo", "status", "sql", "link", "analyze-blocking"])
 def test_every_command_explains_itself(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([command, "--help"])
@@ -42,3 +43,27 @@ def test_demo_refuses_to_mix_two_samples(
     assert main(["demo", "--people", "200", "--seed", "1"]) == EXIT_USAGE
     assert "make clean-data" in capsys.readouterr().err
     assert sample_delivery_id(200, 1) == sample_delivery_id(200, 1) != sample_delivery_id(200, 2)
+
+
+def test_link_options_set_retrain_and_full_relink() -> None:
+    settings = load_settings("local")
+    assert settings.matching is not None
+    assert not settings.matching.registry.retrain and settings.matching.incremental
+    changed = with_link_options(settings, retrain=True, full_relink=True).matching
+    assert changed is not None and changed.registry.retrain and not changed.incremental
+    assert with_link_options(settings, retrain=False, full_relink=False) == settings
+
+
+def test_link_needs_input_mapping_and_out(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["link", "--input", "a.csv"])
+    assert exit_info.value.code == 2
+    assert "--mapping" in capsys.readouterr().err
+
+
+def test_link_reports_a_missing_mapping_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "people.csv"
+    data.write_text("id,name\n1,ANA\n", encoding="utf-8")
+    code = main(["link", "--input", str(data), "--mapping", str(tmp_path / "none.yaml"), "--out", str(tmp_path)])
+    assert code == EXIT_USAGE
+    assert "none.yaml: cannot read the mapping file" in capsys.readouterr().err
