@@ -29,11 +29,13 @@ def write_table(
     comment: str | None = None,
     column_comments: Mapping[str, str] | None = None,
     properties: Mapping[str, str] | None = None,
+    merge_schema: bool = False,
 ) -> None:
     """Write `df` to Delta table `table` (catalog name) in one commit, then set its comments.
 
     `mode="overwrite"` replaces data and schema atomically (readers see the old or the new version,
-    never a mix); `mode="append"` adds one commit.
+    never a mix); `mode="append"` adds one commit, and with `merge_schema` adds the columns the table lacks
+    (an append-only log whose rows gained fields; older rows read them as null).
     """
     if mode not in ("overwrite", "append"):
         raise ValueError(f"mode must be 'overwrite' or 'append', got {mode!r}")
@@ -51,6 +53,8 @@ def write_table(
     writer = df.write.format("delta").mode(mode)
     if mode == "overwrite":
         writer = writer.option("overwriteSchema", "true")
+    elif merge_schema:
+        writer = writer.option("mergeSchema", "true")
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     writer.saveAsTable(table)

@@ -12,7 +12,7 @@ from pyspark.sql import SparkSession
 
 from lakehouse.cli import main
 from lakehouse.config import Settings
-from lakehouse.er.link_files import LinkInputError, link_files, load_mapping
+from lakehouse.er.link_files import LinkFilesResult, LinkInputError, link_files, load_mapping
 from lakehouse.er.registry import ModelRegistry
 from tests.conftest import isolated
 from tests.synthetic_people import MAPPING, people, record, write_csv
@@ -72,8 +72,15 @@ def _pairwise(clusters: pd.DataFrame, truth: dict[tuple[str, str], str], *, acro
     return hits / max(len(predicted), 1), hits / max(len(true), 1)
 
 
-def test_deduplicates_one_csv(spark: SparkSession, link_settings: Settings, files: dict[str, Path], tmp_path: Path):
-    result = link_files(spark, link_settings, [files["csv"]], files["mapping"], tmp_path)
+@pytest.fixture(scope="module")
+def deduplicated(
+    spark: SparkSession, link_settings: Settings, files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> LinkFilesResult:
+    return link_files(spark, link_settings, [files["csv"]], files["mapping"], tmp_path_factory.mktemp("deduplicated"))
+
+
+def test_deduplicates_one_csv(deduplicated: LinkFilesResult, files: dict[str, Path]):
+    result = deduplicated
     clusters = pd.read_parquet(result.clusters_path)
     pairs = pd.read_parquet(result.pairs_path)
     truth = _truth([files["csv"]])
@@ -119,9 +126,9 @@ def test_links_two_files_across_only(
 
 
 def test_registered_model_scores_like_the_trained_one(
-    spark: SparkSession, link_settings: Settings, files: dict[str, Path], tmp_path: Path
+    spark: SparkSession, link_settings: Settings, files: dict[str, Path], deduplicated: LinkFilesResult, tmp_path: Path
 ):
-    trained = link_files(spark, link_settings, [files["csv"]], files["mapping"], tmp_path / "trained")
+    trained = deduplicated
     registry = ModelRegistry(link_settings)
     run_id = registry.start_run("test-link-files", link_settings.matching, trained=True)  # type: ignore[arg-type]
     registry.log_model(run_id, trained.model)

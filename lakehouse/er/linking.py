@@ -686,6 +686,7 @@ def _write_model(
         frame,
         table,
         mode="append",
+        merge_schema=True,
         comment=None
         if table_exists(spark, table)
         else "one row per probabilistic link run: the Fellegi-Sunter model it scored with (JSON: m, u, prior), its "
