@@ -1,9 +1,10 @@
-"""Connected components (large-star / small-star) against an in-Python union-find on the same edges."""
+"""Connected components (large-star / small-star) against networkx on the same edges."""
 
 from __future__ import annotations
 
 import random
 
+import networkx as nx
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
@@ -19,33 +20,22 @@ PAIR_SCHEMA = "record_id_l string, record_id_r string"
 LABEL_SCHEMA = "record_id string, cluster_id string"
 
 
-def union_find_labels(edges: list[tuple[str | None, str | None]]) -> dict[str, str]:
-    """Node -> smallest node of its component, by a plain union-find (the reference)."""
-    parent: dict[str, str] = {}
-
-    def find(node: str) -> str:
-        parent.setdefault(node, node)
-        while parent[node] != node:
-            parent[node] = parent[parent[node]]
-            node = parent[node]
-        return node
-
-    for left, right in edges:
-        if left is None or right is None or left == right:
-            continue
-        root_l, root_r = find(left), find(right)
-        if root_l != root_r:
-            parent[max(root_l, root_r)] = min(root_l, root_r)
-    return {node: find(node) for node in parent}
+def reference_labels(edges: list[tuple[str | None, str | None]]) -> dict[str, str]:
+    """Node -> smallest node of its component, by networkx (the reference); self-loops and nulls join nothing."""
+    graph = nx.Graph()
+    graph.add_edges_from(
+        (left, right) for left, right in edges if left is not None and right is not None and left != right
+    )
+    return {member: min(component) for component in nx.connected_components(graph) for member in component}
 
 
-def check_against_union_find(
+def check_against_networkx(
     spark: SparkSession, edges: list[tuple[str | None, str | None]], max_iterations: int = 30
 ) -> int:
-    """Assert connected_components equals union-find on `edges`; return the iterations it took."""
+    """Assert connected_components equals networkx on `edges`; return the iterations it took."""
     pairs = spark.createDataFrame(edges, PAIR_SCHEMA)
     result = connected_components(pairs, max_iterations=max_iterations)
-    expected = spark.createDataFrame(sorted(union_find_labels(edges).items()), LABEL_SCHEMA)
+    expected = spark.createDataFrame(sorted(reference_labels(edges).items()), LABEL_SCHEMA)
     assert_df_equality(result.labels, expected, ignore_row_order=True, ignore_nullable=True)
     return result.iterations
 
@@ -76,7 +66,7 @@ def test_chain_star_two_components_duplicates_and_nulls(spark: SparkSession) -> 
         ("a", None),
         (None, None),
     ]
-    check_against_union_find(spark, edges)
+    check_against_networkx(spark, edges)
 
 
 def test_self_loop_only_node_has_no_label(spark: SparkSession) -> None:
@@ -90,7 +80,7 @@ def test_long_shuffled_path_needs_several_iterations(spark: SparkSession) -> Non
     ids = [node(i) for i in range(64)]
     random.Random(7).shuffle(ids)
     path: list[tuple[str | None, str | None]] = [(ids[i], ids[i + 1]) for i in range(len(ids) - 1)]
-    iterations = check_against_union_find(spark, path)
+    iterations = check_against_networkx(spark, path)
     assert iterations >= 3
 
 
@@ -99,7 +89,25 @@ def test_random_forest_of_components(spark: SparkSession) -> None:
     edges: list[tuple[str | None, str | None]] = [
         (node(rng.randrange(120)), node(rng.randrange(120))) for _ in range(90)
     ]
-    check_against_union_find(spark, edges)
+    check_against_networkx(spark, edges)
+
+
+@pytest.mark.parametrize("shape", ["sparse", "dense", "stars_and_chains"])
+def test_random_graphs_match_networkx(spark: SparkSession, shape: str) -> None:
+    rng = random.Random({"sparse": 1, "dense": 2, "stars_and_chains": 3}[shape])
+    edges: list[tuple[str | None, str | None]]
+    if shape == "sparse":  # many small components and singletons
+        edges = [(node(rng.randrange(400)), node(rng.randrange(400))) for _ in range(250)]
+    elif shape == "dense":  # one giant component and a few stragglers
+        edges = [(node(rng.randrange(150)), node(rng.randrange(150))) for _ in range(600)]
+    else:  # a star centred on the largest id, a long chain through it, and a star of stars
+        ids = [node(i) for i in range(300)]
+        rng.shuffle(ids)
+        edges = [(node(999), ids[i]) for i in range(60)]
+        edges += [(ids[i], ids[i + 1]) for i in range(60, 200)]
+        edges += [(ids[199], node(999))]
+        edges += [(ids[200 + i], ids[200 + 10 * (i // 10)]) for i in range(1, 100)]
+    check_against_networkx(spark, edges)
 
 
 def test_no_convergence_raises(spark: SparkSession) -> None:
