@@ -16,7 +16,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 export SPARK_LOCAL_IP := 127.0.0.1
 
-.PHONY: help setup venv jars run test lint format clean clean-data
+.PHONY: help setup venv jars run test lint format clean clean-data bench-er
 
 help:
 	@echo "make run    set up, generate $(PEOPLE) people, run the whole pipeline locally, print the tables"
@@ -24,6 +24,7 @@ help:
 	@echo "make setup  create $(VENV), install the package, resolve the JVM jars into $(JARS)/"
 	@echo "make lint   ruff and mypy only;  make format  ruff format"
 	@echo "make clean-data  remove ./data (generated deliveries and tables);  make clean  everything built"
+	@echo "make bench-er  entity-resolution benchmark: ours vs the deterministic baseline and Splink (BENCH_ER_PEOPLE=$(BENCH_ER_PEOPLE), BENCH_ER_REPEATS=$(BENCH_ER_REPEATS), BENCH_ER_ARGS=...)"
 
 setup: $(STAMPS)/venv $(STAMPS)/jars $(STAMPS)/spark-defaults
 
@@ -70,3 +71,14 @@ clean-data:
 
 clean: clean-data
 	rm -rf $(VENV) $(JARS) $(STAMPS) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# Entity-resolution benchmark (bench/er/README.md): sizes in true people (about 9.1 records each), runs per system.
+# Extra harness options go in BENCH_ER_ARGS, e.g. BENCH_ER_ARGS="--stress --timeout-s 7200".
+BENCH_ER_PEOPLE  ?= 11000,110000
+BENCH_ER_REPEATS ?= 3
+BENCH_ER_ARGS    ?=
+
+bench-er: setup
+	bench/er/splink/setup.sh
+	LAKEHOUSE_HMAC_KEY="$${LAKEHOUSE_HMAC_KEY:-$(DEMO_KEY)}" $(BIN)/python bench/er/run_bench.py \
+	  --people $(BENCH_ER_PEOPLE) --repeats $(BENCH_ER_REPEATS) $(BENCH_ER_ARGS)

@@ -24,13 +24,8 @@ import json
 import logging
 import os
 import platform
-import resource
 import shutil
 import sys
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -44,6 +39,10 @@ import splink.comparison_library as cl
 from splink import ColumnExpression, Linker, SettingsCreator, block_on
 from splink.blocking_analysis import count_comparisons_from_blocking_rules
 from splink.blocking_rule_library import CustomRule
+
+# ProcessTreeMonitor and Stopwatch live in bench/er/measure.py, shared with the harness and our engine's runner.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from measure import ProcessTreeMonitor, Stopwatch
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -346,81 +345,6 @@ class SparkEngine:
 # --------------------------------------------------------------------------------------------------
 
 
-class ProcessTreeMonitor:
-    """Peak resident memory and CPU time of this process plus all its descendants (the Spark JVM).
-
-    A background thread samples the tree every `interval_s`; CPU time is also read at each step
-    boundary, so that it can be reported per step (a fairer measure than wall time when the
-    machine is shared).
-    """
-
-    def __init__(self, interval_s: float = 0.2) -> None:
-        self._proc = psutil.Process()
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="process-tree-monitor", daemon=True)
-        self._lock = threading.Lock()
-        self._cpu_by_pid: dict[int, float] = {}
-        self.peak_bytes = 0
-
-    def _sample(self) -> None:
-        rss = 0
-        for proc in [self._proc, *self._proc.children(recursive=True)]:
-            try:
-                with proc.oneshot():
-                    rss += proc.memory_info().rss
-                    times = proc.cpu_times()
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-            with self._lock:
-                # A process that has ended keeps its last reading.
-                self._cpu_by_pid[proc.pid] = times.user + times.system
-        with self._lock:
-            self.peak_bytes = max(self.peak_bytes, rss)
-
-    def cpu_seconds(self) -> float:
-        self._sample()
-        with self._lock:
-            return sum(self._cpu_by_pid.values())
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._sample()
-            self._stop.wait(self._interval_s)
-
-    def __enter__(self) -> ProcessTreeMonitor:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sample()
-
-    def peak_mb(self) -> float:
-        # ru_maxrss is in KiB on Linux; it catches a peak of this process between two samples.
-        own_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        return round(max(self.peak_bytes, own_peak) / 2**20, 1)
-
-
-class Stopwatch:
-    def __init__(self, monitor: ProcessTreeMonitor) -> None:
-        self._monitor = monitor
-        self.seconds: dict[str, float] = {}
-        self.cpu_seconds: dict[str, float] = {}
-
-    @contextmanager
-    def step(self, name: str) -> Iterator[None]:
-        log.info("step %s ...", name)
-        start, cpu_start = time.perf_counter(), self._monitor.cpu_seconds()
-        try:
-            yield
-        finally:
-            self.seconds[name] = round(time.perf_counter() - start, 3)
-            self.cpu_seconds[name] = round(self._monitor.cpu_seconds() - cpu_start, 3)
-            log.info("step %s took %.2f s (%.2f s CPU)", name, self.seconds[name], self.cpu_seconds[name])
-
-
 def count_rows(sdf: SplinkDataFrame) -> int:
     result = sdf.query_sql("SELECT count(*) AS n FROM {this}")
     n = int(result.as_record_list()[0]["n"])
@@ -492,7 +416,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     load_before = os.getloadavg()
 
     with ProcessTreeMonitor() as monitor:
-        watch = Stopwatch(monitor)
+        watch = Stopwatch(monitor, log)
         with watch.step("startup"):
             engine: DuckDBEngine | SparkEngine = DuckDBEngine() if backend == "duckdb" else SparkEngine(out)
         try:
