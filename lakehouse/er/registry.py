@@ -64,15 +64,14 @@ class ModelRegistry:
     """The MLflow client of one lakehouse: its experiment, registered model and alias."""
 
     def __init__(self, settings: Settings) -> None:
-        import mlflow
         from mlflow import MlflowClient
 
         if settings.matching is None:
             raise ConfigError("conf/matching.yaml was not loaded")
         self.registry = settings.matching.registry
         self.uri = tracking_uri(settings)
-        mlflow.set_tracking_uri(self.uri)
-        mlflow.set_registry_uri(self.uri)
+        # Only this client is pointed at the store: mlflow.set_tracking_uri would also set MLFLOW_TRACKING_URI
+        # in the environment, and every later registry of the process (another lakehouse) would follow it.
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         experiment = self.client.get_experiment_by_name(self.registry.experiment)
         if experiment is None:
@@ -124,7 +123,7 @@ class ModelRegistry:
         import mlflow
 
         with tempfile.TemporaryDirectory() as tmp:
-            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp))
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=self.uri))
             path = local / MODEL_FILE if local.is_dir() else local
             return FellegiSunterModel.from_json(path.read_text(encoding="utf-8"))
 
