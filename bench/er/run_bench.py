@@ -123,6 +123,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--env", default="local", help="conf/env/<env>.yaml for the data build and our engine")
     parser.add_argument("--splink-python", type=Path, default=REPO / ".venv-splink" / "bin" / "python")
     parser.add_argument("--render-only", action="store_true", help="re-render er-bench.md from er-bench.json")
+    parser.add_argument(
+        "--build-only", action="store_true", help="build each size's records.parquet (not timed) and stop"
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
@@ -803,6 +806,9 @@ def bench(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
             log.error("%s", exc)
             results["failed_datasets"].append({"people": people, "seed": args.seed, "error": str(exc)})
             checkpoint()
+            continue
+        if args.build_only:
+            log.info("data %d people: %s", people, dataset.records)
             continue
         entry: dict[str, Any] = asdict(dataset)
         results["datasets"].append(entry)
