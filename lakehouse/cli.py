@@ -226,7 +226,10 @@ def _analyze_blocking(settings: Settings) -> None:
     source = settings.table("silver", "person_records")
     if not table_exists(spark, source):
         raise ValueError(f"{source} does not exist: run `lakehouse run --stages bronze,silver` first")
-    features = comparison_features(spark.read.table(source)).localCheckpoint(eager=True)
+    model = matching_settings(settings).model
+    features = comparison_features(
+        spark.read.table(source), max_birth_dates_per_identifier=model.max_birth_dates_per_identifier
+    ).localCheckpoint(eager=True)
     print(render_analysis(analyze_blocking(features, matching_settings(settings).blocking)))
 
 

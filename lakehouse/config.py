@@ -282,6 +282,8 @@ class ModelSettings:
     jaro_winkler_low: float = 0.85
     max_tf_adjustment: float = 8.0
     """Cap (bits, either sign) of the term-frequency adjustment of one exact match."""
+    max_birth_dates_per_identifier: int = 5
+    """An SSN/SSID token held by records with more distinct birth dates is a placeholder, nulled for linkage."""
     seed: int = 42
 
 

@@ -21,7 +21,12 @@ from lakehouse.er.comparisons import (
     with_gammas,
     with_similarities,
 )
-from lakehouse.er.features import FEATURE_COLUMNS, comparison_features, nickname_groups
+from lakehouse.er.features import (
+    FEATURE_COLUMNS,
+    comparison_features,
+    nickname_groups,
+    without_placeholder_identifiers,
+)
 from lakehouse.silver.standardize import deletion_variants
 
 RECORD_SCHEMA = (
@@ -127,7 +132,8 @@ def test_levels_of_hand_picked_pairs(spark: SparkSession) -> None:
     rows = [record(f"{case}|l", left) for case, (left, _, _) in CASES.items()]
     rows += [record(f"{case}|r", right) for case, (_, right, _) in CASES.items()]
     rows.append(record("all null", dict.fromkeys(BASE)))
-    features = comparison_features(spark.createDataFrame(rows, RECORD_SCHEMA))
+    # every case shares the base SSN across many birth dates: no placeholder detection here
+    features = comparison_features(spark.createDataFrame(rows, RECORD_SCHEMA), max_birth_dates_per_identifier=10_000)
     pairs = spark.createDataFrame(
         [(case, f"{case}|l", f"{case}|r") for case in CASES] + [("all null", "all null", f"{next(iter(CASES))}|l")],
         "case string, l_record_id string, r_record_id string",
@@ -257,3 +263,21 @@ def test_missing_optional_columns_are_null_columns_of_the_right_type(spark: Spar
         assert types[column] == kind, column
         assert result.where(F.col(column).isNotNull()).count() == 0, column
     assert result.count() == len(FEATURE_RECORDS)
+
+
+def test_a_number_held_by_many_birth_dates_is_a_placeholder(spark: SparkSession) -> None:
+    """Six birth dates on one SSN token: a placeholder, nulled with its variants; two (a typo) or one: kept."""
+    rows = [(f"p{i}", "ssn-placeholder", ["v1"], date(1990 + i, 1, 1)) for i in range(6)]
+    rows += [("t1", "ssn-twice", ["v2"], date(2000, 3, 4)), ("t2", "ssn-twice", ["v2"], date(2000, 4, 3))]
+    rows += [("u1", "ssn-once", ["v3"], date(2001, 1, 1)), ("n1", None, None, None)]
+    records = spark.createDataFrame(
+        rows, "record_id string, ssn_token string, ssn_variant_tokens array<string>, birth_date date"
+    ).withColumns({"ssid_token": F.lit(None).cast("string"), "ssid_variant_tokens": F.lit(None).cast("array<string>")})
+    kept = {
+        r["record_id"]: (r["ssn_token"], r["ssn_variant_tokens"])
+        for r in without_placeholder_identifiers(records, max_birth_dates=5).collect()
+    }
+    assert all(kept[f"p{i}"] == (None, None) for i in range(6))
+    assert kept["t1"] == ("ssn-twice", ["v2"]) and kept["u1"] == ("ssn-once", ["v3"])
+    assert kept["n1"] == (None, None) and len(kept) == len(rows)
+    assert without_placeholder_identifiers(records, max_birth_dates=6).where("ssn_token IS NULL").count() == 1

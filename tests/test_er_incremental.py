@@ -42,7 +42,8 @@ def _rows() -> tuple[list[dict[str, str]], set[str], set[str]]:
     for k, person in enumerate(population[520:]):  # people only the later delivery brings
         rows.append(record(person, f"N{k}", rng, noisy=False))
     for k in range(41):  # 41 records of different people sharing one SSN: 40 fit in a block, 41 do not
-        shared = dict(population[k % 520], ssn=SHARED_SSN, person=f"S{k}", first=f"SHARER{k}")
+        # one birth date: a number shared by many birth dates would be a placeholder, nulled before blocking
+        shared = dict(population[k % 520], ssn=SHARED_SSN, person=f"S{k}", first=f"SHARER{k}", birth="19990101")
         rows.append(record(shared, f"S{k}", rng, noisy=False))
     ids = [r["rec_id"] for r in rows]
     later = {i for i in ids if i.startswith("N") or i == "S40"}

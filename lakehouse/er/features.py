@@ -95,11 +95,45 @@ def with_term_frequencies(records: DataFrame, columns: tuple[str, ...] = TF_COLU
     return result
 
 
-def comparison_features(records: DataFrame) -> DataFrame:
+MAX_BIRTH_DATES_PER_IDENTIFIER = 5
+"""An SSN or SSID token held by records with more distinct birth dates than this is a placeholder (a form-filler
+number such as 111-22-3333 that passed validation), not evidence: it is nulled for linkage."""
+IDENTIFIERS = (("ssn_token", "ssn_variant_tokens"), ("ssid_token", "ssid_variant_tokens"))
+
+
+def without_placeholder_identifiers(records: DataFrame, max_birth_dates: int) -> DataFrame:
+    """The records with every SSN/SSID token (and its variant tokens) nulled where the token is a placeholder:
+    held by records with more than `max_birth_dates` distinct birth dates. One person has one birth date (two or
+    three with typos); a family sharing a number has a few; a placeholder has hundreds."""
+    result = records
+    for token, variants in IDENTIFIERS:
+        placeholders = (
+            records.where(F.col(token).isNotNull())
+            .groupBy(token)
+            .agg(F.count_distinct("birth_date").alias("_birth_dates"))
+            .where(F.col("_birth_dates") > F.lit(max_birth_dates))
+            .select(token, F.lit(True).alias("_placeholder"))
+        )
+        result = (
+            result.join(F.broadcast(placeholders), on=token, how="left")
+            .withColumns(
+                {
+                    token: F.when(F.col("_placeholder").isNull(), F.col(token)),
+                    variants: F.when(F.col("_placeholder").isNull(), F.col(variants)),
+                }
+            )
+            .drop("_placeholder")
+        )
+    return result
+
+
+def comparison_features(
+    records: DataFrame, *, max_birth_dates_per_identifier: int = MAX_BIRTH_DATES_PER_IDENTIFIER
+) -> DataFrame:
     """One row per record with FEATURE_COLUMNS (see the module docstring); records must carry the silver columns.
 
     Columns a source does not have (a linked outside file without SSNs, say) may be absent: they are added as
-    nulls of the right type.
+    nulls of the right type. Placeholder identifiers are nulled (`without_placeholder_identifiers`).
     """
     spark = records.sparkSession
     defaults = {
@@ -114,7 +148,7 @@ def comparison_features(records: DataFrame) -> DataFrame:
     }
     filled = records.withColumns(
         {name: F.lit(None).cast(kind) for name, kind in defaults.items() if name not in records.columns}
-    )
+    ).transform(without_placeholder_identifiers, max_birth_dates_per_identifier)
     nicknames = nickname_table(spark)
     with_groups = filled.join(
         F.broadcast(nicknames.withColumnRenamed("name", "first_name").withColumnRenamed("groups", "_groups")),

@@ -36,7 +36,7 @@ from lakehouse.er.blocking import all_capped_blocks, block, block_key_hash, has_
 from lakehouse.er.comparisons import pair_features, person_comparisons
 from lakehouse.er.components import connected_components
 from lakehouse.er.conflicts import CONFLICT_COLUMNS, split_conflicts
-from lakehouse.er.features import TF_COLUMNS, comparison_features
+from lakehouse.er.features import IDENTIFIERS, TF_COLUMNS, comparison_features
 from lakehouse.er.model import FellegiSunterModel
 from lakehouse.er.scoring import with_match_weight
 
@@ -74,6 +74,13 @@ class IncrementalParts:
     n_removed: int
     n_affected_records: int
     iterations: int
+
+
+def any_of(conditions: list[Column]) -> Column:
+    result = conditions[0]
+    for condition in conditions[1:]:
+        result = result | condition
+    return result
 
 
 def _ids(frame: DataFrame, column: str = "record_id") -> DataFrame:
@@ -138,7 +145,9 @@ def incremental_linkage(
     """The incremental run (module docstring). `compare` turns blocked pairs into candidates with gamma_* and
     l_/r_ term frequencies; `store_scored` stores the scored pairs and reads them back."""
     model_settings = matching.model
-    features = comparison_features(records).localCheckpoint(eager=True)
+    features = comparison_features(
+        records, max_birth_dates_per_identifier=matching.model.max_birth_dates_per_identifier
+    ).localCheckpoint(eager=True)
     comparisons = person_comparisons(model_settings)
     capped = all_capped_blocks(features, matching.blocking)
     if on_capped is not None:
@@ -149,7 +158,15 @@ def incremental_linkage(
     new_ids = current_ids.join(old_ids, on="record_id", how="left_anti")
     removed = old_ids.join(current_ids, on="record_id", how="left_anti").localCheckpoint(eager=True)
     recapped = touched_by_capping(features, matching, capped, previous.capped)
-    touched = new_ids.unionByName(recapped).distinct().localCheckpoint(eager=True)
+    # Records whose identifier is a placeholder now: those whose number just became one have changed features.
+    # (All of them are re-linked: the previous run's placeholder set is not kept.)
+    placeholder_held = (
+        records.select("record_id", *[F.col(t).alias(f"raw_{t}") for t, _ in IDENTIFIERS])
+        .join(features.select("record_id", *[t for t, _ in IDENTIFIERS]), on="record_id", how="inner")
+        .where(any_of([F.col(f"raw_{t}").isNotNull() & F.col(t).isNull() for t, _ in IDENTIFIERS]))
+        .select("record_id")
+    )
+    touched = new_ids.unionByName(recapped).unionByName(placeholder_held).distinct().localCheckpoint(eager=True)
     marked = features.join(touched.withColumn("is_touched", F.lit(True)), on="record_id", how="left").withColumn(
         "is_touched", F.coalesce(F.col("is_touched"), F.lit(False))
     )

@@ -328,7 +328,9 @@ def probabilistic_linkage(
     """
     link_threshold = matching.model.threshold if threshold is None else threshold
     n_records = records.count()
-    features = comparison_features(records).localCheckpoint(eager=True)
+    features = comparison_features(
+        records, max_birth_dates_per_identifier=matching.model.max_birth_dates_per_identifier
+    ).localCheckpoint(eager=True)
     comparisons = person_comparisons(matching.model)
     if model is not None:
         check_model(model, comparisons)
