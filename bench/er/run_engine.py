@@ -36,26 +36,13 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from export_records import RECORD_COLUMNS
 from measure import ProcessTreeMonitor, Stopwatch, machine_info
 
 log = logging.getLogger("run_engine")
 
 Engine = Literal["probabilistic", "deterministic"]
 
-RECORD_COLUMNS = (
-    "record_id",
-    "partner",
-    "first_name",
-    "middle_name",
-    "last_name",
-    "birth_date",
-    "gender",
-    "zip5",
-    "ssn_token",
-    "ssid_token",
-    "ssn_variant_tokens",
-    "ssid_variant_tokens",
-)
 """Columns given to the engine: those of silver.person_records it reads. true_person never is."""
 
 

@@ -313,6 +313,7 @@ def probabilistic_linkage(
     across: str | None = None,
     store_scored: Materialize = checkpointed,
     on_capped: Callable[[DataFrame], None] | None = None,
+    n_records: int | None = None,
 ) -> Linkage:
     """Features, blocking, comparisons, training (unless `model` is given), scoring, clustering, conflict splits.
 
@@ -325,9 +326,11 @@ def probabilistic_linkage(
             (linking two inputs to each other).
         store_scored: how the scored pairs are stored and read back (the mpi writes a Delta table).
         on_capped: called with the capped blocks (rule, block_key_hash, block_size) once they are known.
+        n_records: the number of records, when the caller has counted them already.
     """
     link_threshold = matching.model.threshold if threshold is None else threshold
-    n_records = records.count()
+    if n_records is None:
+        n_records = records.count()
     features = comparison_features(
         records, max_birth_dates_per_identifier=matching.model.max_birth_dates_per_identifier
     ).localCheckpoint(eager=True)
@@ -388,9 +391,7 @@ def probabilistic_linkage(
         rebuilt=rebuilt,
         confidence=link_confidence(link_weights, labels),
         n_candidate_pairs=n_candidates,
-        pairs_per_rule={
-            str(r["rule"]): int(r["n"]) for r in candidates.groupBy("rule").agg(F.count(F.lit(1)).alias("n")).collect()
-        },
+        pairs_per_rule=pairs_per_rule(candidates),
         iterations=components.iterations,
         trained=trained,
     )
@@ -416,6 +417,12 @@ def compare_pairs(
         .transform(with_session_flags, sessions)
         .select(*kept)
     )
+
+
+def pairs_per_rule(candidates: DataFrame) -> dict[str, int]:
+    """Candidate pairs per blocking rule (the rule that first produced them)."""
+    counts = candidates.groupBy("rule").agg(F.count(F.lit(1)).alias("n")).collect()
+    return {str(r["rule"]): int(r["n"]) for r in counts}
 
 
 def check_model(model: FellegiSunterModel, comparisons: Sequence[Comparison]) -> None:
@@ -478,6 +485,7 @@ def _link_probabilistic(
             model=registered.model if registered is not None else None,
             store_scored=store_scored,
             on_capped=on_capped,
+            n_records=n_records,
         )
     mlflow_run_id = registry.start_run(run_id, matching, trained=linkage.trained)
     if registered is None:
@@ -628,10 +636,7 @@ def _incremental(
         rebuilt=parts.rebuilt,
         confidence=link_confidence(parts.link_weights, parts.labels),
         n_candidate_pairs=parts.n_candidate_pairs,
-        pairs_per_rule={
-            str(r["rule"]): int(r["n"])
-            for r in parts.candidates.groupBy("rule").agg(F.count(F.lit(1)).alias("n")).collect()
-        },
+        pairs_per_rule=pairs_per_rule(parts.candidates),
         iterations=parts.iterations,
         trained=False,
         mode="incremental",
