@@ -37,10 +37,12 @@ $(STAMPS)/venv: pyproject.toml
 	@touch $@
 
 jars: $(STAMPS)/jars
-$(STAMPS)/jars: infra/jvm/pom.xml
+# Delta's jars from Maven Central, then the lakehouse's own JVM functions compiled against pyspark's jars.
+$(STAMPS)/jars: infra/jvm/pom.xml infra/jvm/udf/build.sh $(shell find infra/jvm/udf/src -name '*.java') $(STAMPS)/venv
 	@mkdir -p $(STAMPS) $(JARS)
 	rm -f $(JARS)/*.jar
 	mvn --batch-mode --quiet -f infra/jvm/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(JARS)
+	infra/jvm/udf/build.sh $(BIN)/python $(JARS)
 	@ls $(JARS)/*.jar
 	@touch $@
 

@@ -228,7 +228,9 @@ def _analyze_blocking(settings: Settings) -> None:
         raise ValueError(f"{source} does not exist: run `lakehouse run --stages bronze,silver` first")
     model = matching_settings(settings).model
     features = comparison_features(
-        spark.read.table(source), max_birth_dates_per_identifier=model.max_birth_dates_per_identifier
+        spark.read.table(source),
+        max_birth_dates_per_identifier=model.max_birth_dates_per_identifier,
+        max_broadcast_lookup_rows=model.max_broadcast_lookup_rows,
     ).localCheckpoint(eager=True)
     print(render_analysis(analyze_blocking(features, matching_settings(settings).blocking)))
 

@@ -22,6 +22,10 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 LOG4J_CONF = PROJECT_DIR / "infra" / "log4j2.properties"
 
 
+UDF_JAR = "lakehouse-udf.jar"
+"""The lakehouse's own JVM functions (infra/jvm/udf), built by `make jars` next to Delta's jars."""
+
+
 def jars_dir() -> Path:
     """Folder of the JVM jars resolved by `make jars` (infra/jvm/pom.xml), or $LAKEHOUSE_JARS_DIR."""
     override = os.environ.get(ENV_JARS_DIR)
@@ -29,13 +33,18 @@ def jars_dir() -> Path:
 
 
 def local_jars() -> list[str]:
-    """Absolute paths of the resolved jars; refuses to go on without Delta's."""
+    """Absolute paths of the resolved jars; refuses to go on without Delta's or the lakehouse's own."""
     folder = jars_dir()
     jars = sorted(str(p) for p in folder.glob("*.jar"))
     if not any(Path(j).name.startswith("delta-spark") for j in jars):
         raise ConfigError(
             f"{folder}: Delta jars not found; run `make jars` (resolves infra/jvm/pom.xml with Maven) "
             f"or point {ENV_JARS_DIR} at a folder that holds them"
+        )
+    if not any(Path(j).name == UDF_JAR for j in jars):
+        raise ConfigError(
+            f"{folder}: {UDF_JAR} not found; run `make jars` (compiles infra/jvm/udf with javac) "
+            f"or point {ENV_JARS_DIR} at a folder that holds it"
         )
     return jars
 

@@ -2,8 +2,10 @@
 
 A blocking rule names columns of `silver.person_records`; two records form a candidate pair under the rule
 when every one of those columns is equal and not null. Rules run in order and each pair is labelled with the
-first rule that produced it: rule k's join carries the negation of rules 1..k-1, so a later rule never
-re-emits a pair (the Splink way; no distinct over the pairs is needed).
+first rule that produced it. All rules join at once: every record gives one row per rule it takes part in, and
+one self-join on (rule, key) makes every rule's pairs, its condition carrying the negation of the earlier rules
+so that a later rule never re-emits a pair (no distinct over the pairs is needed). The pairs are narrow (two
+ids and the rule); the features a comparison reads are joined to them afterwards.
 
 Before a rule joins, its blocks (the records sharing one key) are counted; a block with more records than the
 rule's `max_block_size` is left out of that rule and reported by the SHA-256 of its key, never the raw key.
@@ -14,7 +16,7 @@ A pair inside a capped block of an earlier rule can still come from a later rule
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
@@ -51,14 +53,6 @@ def has_block_key(columns: Sequence[str]) -> Column:
     return all_of([F.col(c).isNotNull() for c in columns])
 
 
-def block_key_hash(columns: Sequence[str]) -> Column:
-    """SHA-256 hex of a block key: the columns cast to string, joined by the unit separator. Null in, null out."""
-    return F.when(
-        has_block_key(columns),
-        F.sha2(F.concat_ws(KEY_SEPARATOR, *[F.col(c).cast("string") for c in columns]), 256),
-    )
-
-
 def rule_flag(index: int) -> str:
     """Name of the column that says a record takes part in rule number `index` (0-based)."""
     return f"is_blocked_by_rule_{index}"
@@ -84,22 +78,43 @@ def check_rules(records: DataFrame, rules: Sequence[BlockingRule]) -> None:
             raise ValueError(f"blocking rule {rule.name!r} names columns the records lack: {', '.join(missing)}")
 
 
-def oversized_blocks(records: DataFrame, rule: BlockingRule) -> DataFrame:
-    """One row per block of `rule` holding more than rule.max_block_size records: the rule's columns, block_size."""
-    return (
-        records.where(has_block_key(rule.columns))
-        .groupBy(*rule.columns)
-        .agg(F.count(F.lit(1)).alias("block_size"))
-        .where(F.col("block_size") > F.lit(rule.max_block_size))
+def block_key(columns: Sequence[str]) -> Column:
+    """A block key as one string: the columns cast to string, joined by the unit separator. Null unless complete."""
+    return F.when(has_block_key(columns), F.concat_ws(KEY_SEPARATOR, *[F.col(c).cast("string") for c in columns]))
+
+
+def block_key_hash(columns: Sequence[str]) -> Column:
+    """SHA-256 hex of a block key (`block_key`). Null in, null out."""
+    return F.sha2(block_key(columns), 256)
+
+
+def _by_rule_index(values: Sequence[object]) -> Callable[[Column], Column]:
+    """A lookup of a per-rule value (name, block size limit) by a 0-based rule index column."""
+    array = F.array(*[F.lit(v) for v in values])
+    return lambda index: F.element_at(array, index + F.lit(1))
+
+
+def all_capped_blocks(records: DataFrame, rules: Sequence[BlockingRule]) -> DataFrame:
+    """The capped blocks of every rule (rule, block_key_hash, block_size), materialized.
+
+    One aggregation for all rules: every record gives one (rule, key) row per rule whose key it has complete.
+    """
+    keys = F.array(
+        *[F.struct(F.lit(i).alias("rule_index"), block_key(r.columns).alias("block_key")) for i, r in enumerate(rules)]
     )
-
-
-def capped_blocks(oversized: DataFrame, rule: BlockingRule) -> DataFrame:
-    """One row per capped block of `rule`: rule, block_key_hash, block_size (the raw key is dropped here)."""
-    return oversized.select(
-        F.lit(rule.name).alias("rule"),
-        block_key_hash(rule.columns).alias("block_key_hash"),
-        F.col("block_size").cast("long").alias("block_size"),
+    name, limit = _by_rule_index([r.name for r in rules]), _by_rule_index([r.max_block_size for r in rules])
+    return (
+        records.select(F.inline(keys))
+        .where(F.col("block_key").isNotNull())
+        .groupBy("rule_index", "block_key")
+        .agg(F.count(F.lit(1)).alias("block_size"))
+        .where(F.col("block_size") > limit(F.col("rule_index")))
+        .select(
+            name(F.col("rule_index")).alias("rule"),
+            F.sha2(F.col("block_key"), 256).alias("block_key_hash"),
+            F.col("block_size").cast("long").alias("block_size"),
+        )
+        .localCheckpoint(eager=True)
     )
 
 
@@ -126,66 +141,92 @@ def with_rule_flags(records: DataFrame, rules: Sequence[BlockingRule], capped: D
 def rule_pairs(
     flagged: DataFrame,
     rules: Sequence[BlockingRule],
-    index: int,
-    carry: Sequence[str] = (),
     *,
     across: str | None = None,
     touching: str | None = None,
 ) -> DataFrame:
-    """One row per pair first produced by rules[index]: record_id_l < record_id_r, rule, then l_<c>, r_<c> for
-    every column c of `carry` (both records' values, so comparing a pair needs no further join).
+    """One row per candidate pair: record_id_l < record_id_r, and the rule that first produced it.
 
-    `flagged` carries the rule flags of `with_rule_flags`. A pair that an earlier rule already produced (same
-    complete key there, block not capped) is excluded inside the join condition. With `across`, only pairs
-    whose records differ in that column are produced (two inputs linked to each other). With `touching` (a
-    boolean column), only pairs with at least one such record: the join's left side holds just those records,
-    so the work grows with them, not with all records (incremental linking).
+    `flagged` carries the rule flags of `with_rule_flags`. Every record gives one row per rule it takes part in
+    (rule index, a 64-bit hash of its key); one self-join on (rule, hash) makes the pairs of every rule at once,
+    with the keys' exact equality checked in the join condition (a hash collision never pairs two blocks). A
+    pair that an earlier rule already produced (same complete key there, block not capped) is excluded inside
+    the join condition. With `across`, only pairs whose records differ in that column (two inputs linked to
+    each other). With `touching` (a boolean column), only pairs with at least one such record, from the blocks
+    that hold one, so the work grows with those blocks, not with all records (incremental linking).
     """
-    rule = rules[index]
-    keyed = flagged.where(F.col(rule_flag(index)))
-    left, right = (keyed if touching is None else keyed.where(F.col(touching))).alias("l"), keyed.alias("r")
-    on = [F.col(f"l.{c}") == F.col(f"r.{c}") for c in rule.columns]
-    if touching is None:
-        on.append(F.col("l.record_id") < F.col("r.record_id"))
-    else:  # a pair of two touching records once: with the smaller id on the left
-        on.append(F.col("l.record_id") != F.col("r.record_id"))
-        on.append(~F.col(f"r.{touching}") | (F.col("l.record_id") < F.col("r.record_id")))
-    if across is not None:
-        on.append(F.col(f"l.{across}") != F.col(f"r.{across}"))
-    for earlier_index, earlier in enumerate(rules[:index]):
-        # The left record's flag is enough: equal keys put both records in the same block.
-        produced = all_of(
-            [F.col(f"l.{rule_flag(earlier_index)}")]
-            + [F.col(f"l.{c}").eqNullSafe(F.col(f"r.{c}")) for c in earlier.columns]
-        )
-        on.append(~produced)
-    joined = left.join(right, on=all_of(on), how="inner")
-    if touching is None:
-        return joined.select(
-            F.col("l.record_id").alias("record_id_l"),
-            F.col("r.record_id").alias("record_id_r"),
-            F.lit(rule.name).alias("rule"),
-            *[F.col(f"{side}.{c}").alias(f"{side}_{c}") for c in carry for side in ("l", "r")],
-        )
-    swap = F.col("l.record_id") > F.col("r.record_id")  # orient every pair record_id_l < record_id_r
-    return joined.select(
-        F.least("l.record_id", "r.record_id").alias("record_id_l"),
-        F.greatest("l.record_id", "r.record_id").alias("record_id_r"),
-        F.lit(rule.name).alias("rule"),
+    keys = F.array(
         *[
-            F.when(swap, F.col(f"{other}.{c}")).otherwise(F.col(f"{side}.{c}")).alias(f"{side}_{c}")
-            for c in carry
-            for side, other in (("l", "r"), ("r", "l"))
-        ],
+            F.struct(
+                F.lit(i).alias("rule_index"),
+                F.when(F.col(rule_flag(i)), F.xxhash64(*rule.columns)).alias("key_hash"),
+            )
+            for i, rule in enumerate(rules)
+        ]
+    )
+    extra = [c for c in (across, touching) if c is not None]
+    columns = list(dict.fromkeys([c for rule in rules for c in rule.columns]))
+    keep = ["record_id", *columns, *[rule_flag(i) for i in range(len(rules))], *[c for c in extra if c not in columns]]
+    keyed = flagged.select(*keep, F.inline(keys)).where(F.col("key_hash").isNotNull())
+    if touching is not None:
+        blocks = keyed.where(F.col(touching)).select("rule_index", "key_hash").distinct()
+        keyed = keyed.join(blocks, on=["rule_index", "key_hash"], how="left_semi")
+
+    def l(c: str) -> Column:  # noqa: E743
+        return F.col(f"l.{c}")
+
+    def r(c: str) -> Column:
+        return F.col(f"r.{c}")
+
+    same_key = F.when(F.lit(False), F.lit(False))
+    for index, rule in enumerate(rules):
+        same_key = same_key.when(l("rule_index") == F.lit(index), all_of([l(c) == r(c) for c in rule.columns]))
+    # The residual conditions run in this order for every two records of a block: the cheapest first.
+    on = [
+        l("rule_index") == r("rule_index"),
+        l("key_hash") == r("key_hash"),
+        l("record_id") < r("record_id"),
+        same_key.otherwise(F.lit(False)),
+    ]
+    if touching is not None:
+        on.append(l(touching) | r(touching))
+    if across is not None:
+        on.append(l(across) != r(across))
+    for earlier_index, earlier in enumerate(rules[:-1]):
+        # The left record's flag is enough: equal keys put both records in the same block.
+        produced = all_of([l(rule_flag(earlier_index))] + [l(c).eqNullSafe(r(c)) for c in earlier.columns])
+        on.append(~((l("rule_index") > F.lit(earlier_index)) & produced))
+    name = _by_rule_index([rule.name for rule in rules])
+    return (
+        keyed.alias("l")
+        .join(keyed.alias("r"), on=all_of(on), how="inner")
+        .select(
+            l("record_id").alias("record_id_l"),
+            r("record_id").alias("record_id_r"),
+            name(l("rule_index")).alias("rule"),
+        )
     )
 
 
-def all_capped_blocks(records: DataFrame, rules: Sequence[BlockingRule]) -> DataFrame:
-    """The capped blocks of every rule (rule, block_key_hash, block_size), materialized."""
-    capped = capped_blocks(oversized_blocks(records, rules[0]), rules[0])
-    for rule in rules[1:]:
-        capped = capped.unionByName(capped_blocks(oversized_blocks(records, rule), rule))
-    return capped.localCheckpoint(eager=True)
+def with_carried(pairs: DataFrame, records: DataFrame, carry: Sequence[str], *, broadcast: bool = False) -> DataFrame:
+    """Add l_<c>, r_<c> for every column c of `carry` to pairs (record_id_l, record_id_r, ...): both records'
+    values, joined from `records` by record id, so that comparing a pair needs no further join. With
+    `broadcast`, the records are sent whole to every partition of the pairs (few records), else both joins
+    shuffle."""
+    if not carry:
+        return pairs
+
+    def side(name: str) -> DataFrame:
+        frame = records.select(
+            F.col("record_id").alias(f"record_id_{name}"), *[F.col(c).alias(f"{name}_{c}") for c in carry]
+        )
+        return F.broadcast(frame) if broadcast else frame
+
+    return (
+        pairs.join(side("l"), on="record_id_l", how="inner")
+        .join(side("r"), on="record_id_r", how="inner")
+        .select(*pairs.columns, *[f"{name}_{c}" for c in carry for name in ("l", "r")])
+    )
 
 
 def block(
@@ -196,6 +237,7 @@ def block(
     across: str | None = None,
     touching: str | None = None,
     capped: DataFrame | None = None,
+    broadcast_records: bool = False,
 ) -> Blocking:
     """Candidate pairs of `records` (one row per record, `record_id` unique) under `rules`, in rule order.
 
@@ -220,18 +262,16 @@ def block(
         empty_pairs = spark.createDataFrame([], ddl)
         empty_capped = spark.createDataFrame([], "rule string, block_key_hash string, block_size long")
         return Blocking(pairs=empty_pairs, capped=empty_capped)
-    key_columns = list(
-        dict.fromkeys([c for rule in rules for c in rule.columns] + [c for c in carry if c != "record_id"])
-    )
+    key_columns = list(dict.fromkeys(c for rule in rules for c in rule.columns))
     slim = records.select("record_id", *key_columns, *[c for c in extra if c not in key_columns])
     # Materialized once each: the capped blocks are reported and read by every rule's flag; the flagged records
-    # are read by both sides of every rule's join.
+    # are read by both sides of the pairs' self-join.
     if capped is None:
         capped = all_capped_blocks(slim, rules)
     flagged = with_rule_flags(slim, rules, capped).localCheckpoint(eager=True)
-    pairs = rule_pairs(flagged, rules, 0, carry, across=across, touching=touching)
-    for index in range(1, len(rules)):
-        pairs = pairs.unionByName(rule_pairs(flagged, rules, index, carry, across=across, touching=touching))
+    pairs = with_carried(
+        rule_pairs(flagged, rules, across=across, touching=touching), records, carry, broadcast=broadcast_records
+    )
     logger.info("blocking with %d rules: %s", len(rules), ", ".join(r.name for r in rules))
     return Blocking(pairs=pairs, capped=capped)
 

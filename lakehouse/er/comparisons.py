@@ -3,8 +3,9 @@
 A pair row carries both records' comparison features as l_<feature> and r_<feature> (see `features`). Each
 comparison turns them into a level `gamma`: -1 when either side lacks the value (no evidence either way), else
 the index of the first level whose condition holds, levels ordered from the strongest agreement to "different".
-Names are also compared by Jaro-Winkler similarity, which Spark lacks: `jaro_winkler` is a vectorized (Arrow)
-pandas UDF over rapidfuzz's C++ implementation, run once per name and pair (`with_similarities`).
+Names are also compared by Jaro-Winkler similarity, which Spark lacks: `jaro_winkler` calls a JVM function of
+the lakehouse's own (infra/jvm/udf, Apache Commons Text's arithmetic), once per name and pair
+(`with_similarities`), so no pair row leaves the JVM for a Python worker.
 """
 
 from __future__ import annotations
@@ -12,12 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-import pandas as pd
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
-from pyspark.sql.pandas.functions import pandas_udf
 
 from lakehouse.config import ModelSettings
 
@@ -60,23 +58,20 @@ def gamma_column(comparison: str) -> str:
     return f"gamma_{comparison}"
 
 
-@pandas_udf(T.FloatType())  # type: ignore[call-overload,untyped-decorator]  # a type, not DDL: no session at import
-def jaro_winkler(left: pd.Series, right: pd.Series) -> pd.Series:
-    """Jaro-Winkler similarity (0-1) of two string columns, element-wise; null when either side is null."""
-    from rapidfuzz import process
-    from rapidfuzz.distance import JaroWinkler
+JARO_WINKLER_FUNCTION = "lakehouse_jaro_winkler"
+JARO_WINKLER_CLASS = "org.c2c.lakehouse.udf.JaroWinkler"
 
-    missing = left.isna().to_numpy() | right.isna().to_numpy()
-    scores = process.cpdist(
-        left.fillna("").tolist(),
-        right.fillna("").tolist(),
-        scorer=JaroWinkler.normalized_similarity,
-        dtype=np.float32,
-        workers=1,
-    )
-    result = pd.Series(scores, index=left.index, dtype="float32")
-    result[missing] = np.nan
-    return result
+
+def register_functions(spark: SparkSession) -> None:
+    """Register the lakehouse's JVM functions in `spark` (their classes come with lakehouse-udf.jar, which the
+    session builder puts on spark.jars). Idempotent and cheap: one call into the JVM."""
+    spark.udf.registerJavaFunction(JARO_WINKLER_FUNCTION, JARO_WINKLER_CLASS, T.FloatType())
+
+
+def jaro_winkler(left: Column, right: Column) -> Column:
+    """Jaro-Winkler similarity (0-1, float) of two string columns; null when either side is null. The session
+    must have run `register_functions`."""
+    return F.call_function(JARO_WINKLER_FUNCTION, left, right)
 
 
 SIMILARITIES = ("first_name", "last_name")
@@ -85,6 +80,7 @@ SIMILARITIES = ("first_name", "last_name")
 
 def with_similarities(pairs: DataFrame) -> DataFrame:
     """Add jw_first_name and jw_last_name (Jaro-Winkler of the two records' names)."""
+    register_functions(pairs.sparkSession)
     return pairs.withColumns(
         {f"jw_{name}": jaro_winkler(F.col(f"l_{name}"), F.col(f"r_{name}")) for name in SIMILARITIES}
     )

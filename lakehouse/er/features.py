@@ -12,6 +12,10 @@ birth date and its parts, gender, zip5, tokens). Added here, per record:
 - `full_name_key`: first and last name in alphabetical order, so a record with the two swapped shares it;
 - `tf_first_name`, `tf_last_name`, `tf_birth_date`: the share of records holding the record's value (term
   frequency), for the term-frequency adjustment of exact matches.
+
+The one-typo variant tokens of SSN and SSID become 64-bit hashes (array<bigint>): every candidate pair carries
+both records' variants, and eight longs are a fifth of the bytes of eight tokens. Only their overlap is read (the
+one-typo level); two different tokens share a hash with a chance of 2^-64.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 NICKNAMES_RESOURCE = ("er", "data", "nicknames.csv")
@@ -79,19 +83,42 @@ def initial(col: str) -> Column:
     return F.when(F.length(F.col(col)) > 0, F.substring(F.col(col), 1, 1))
 
 
-def with_term_frequencies(records: DataFrame, columns: tuple[str, ...] = TF_COLUMNS) -> DataFrame:
-    """Add tf_<column>: the share of records (with a value) holding the record's value; null when it has none."""
+MAX_BROADCAST_LOOKUP_ROWS = 5_000_000
+"""A per-value lookup (term frequencies) with at most this many rows is broadcast to the records' partitions
+rather than joined by shuffling the records (matching.model.max_broadcast_lookup_rows)."""
+
+
+def with_term_frequencies(
+    records: DataFrame, columns: tuple[str, ...] = TF_COLUMNS, *, max_broadcast_rows: int = MAX_BROADCAST_LOOKUP_ROWS
+) -> DataFrame:
+    """Add tf_<column>: the share of records (with a value) holding the record's value; null when it has none.
+
+    One aggregation counts the values of every column (materialized: a row per distinct value); each column's
+    share is then joined to the records, broadcast when it has at most `max_broadcast_rows` values (birth dates
+    and first names always are; surnames of a whole state may not be), so the wide records are not shuffled.
+    """
+    values = F.array(*[F.struct(F.lit(c).alias("_column"), F.col(c).cast("string").alias("_value")) for c in columns])
+    shares = (
+        records.select(F.inline(values))
+        .where(F.col("_value").isNotNull())
+        .groupBy("_column", "_value")
+        .agg(F.count(F.lit(1)).alias("_n"))
+        .withColumn("_tf", F.col("_n") / F.sum("_n").over(Window.partitionBy("_column")))
+        .drop("_n")
+        .localCheckpoint(eager=True)
+    )
+    sizes = {
+        str(r["_column"]): int(r["n"]) for r in shares.groupBy("_column").agg(F.count(F.lit(1)).alias("n")).collect()
+    }
     result = records
     for column in columns:
-        present = records.where(F.col(column).isNotNull())
-        total = present.agg(F.count(F.lit(1)).alias("_total"))
-        counts = (
-            present.groupBy(column)
-            .agg(F.count(F.lit(1)).alias("_n"))
-            .crossJoin(F.broadcast(total))
-            .select(column, (F.col("_n") / F.col("_total")).alias(f"tf_{column}"))
+        key = f"_tf_value_{column}"
+        lookup = shares.where(F.col("_column") == F.lit(column)).select(
+            F.col("_value").alias(key), F.col("_tf").alias(f"tf_{column}")
         )
-        result = result.join(counts, on=column, how="left")
+        if sizes.get(column, 0) <= max_broadcast_rows:
+            lookup = F.broadcast(lookup)
+        result = result.join(lookup, on=F.col(column).cast("string") == F.col(key), how="left").drop(key)
     return result
 
 
@@ -127,8 +154,15 @@ def without_placeholder_identifiers(records: DataFrame, max_birth_dates: int) ->
     return result
 
 
+def _hashed(token: Column) -> Column:
+    return F.xxhash64(token)
+
+
 def comparison_features(
-    records: DataFrame, *, max_birth_dates_per_identifier: int = MAX_BIRTH_DATES_PER_IDENTIFIER
+    records: DataFrame,
+    *,
+    max_birth_dates_per_identifier: int = MAX_BIRTH_DATES_PER_IDENTIFIER,
+    max_broadcast_lookup_rows: int = MAX_BROADCAST_LOOKUP_ROWS,
 ) -> DataFrame:
     """One row per record with FEATURE_COLUMNS (see the module docstring); records must carry the silver columns.
 
@@ -149,6 +183,7 @@ def comparison_features(
     filled = records.withColumns(
         {name: F.lit(None).cast(kind) for name, kind in defaults.items() if name not in records.columns}
     ).transform(without_placeholder_identifiers, max_birth_dates_per_identifier)
+    filled = filled.withColumns({variants: F.transform(F.col(variants), _hashed) for _, variants in IDENTIFIERS})
     nicknames = nickname_table(spark)
     with_groups = filled.join(
         F.broadcast(nicknames.withColumnRenamed("name", "first_name").withColumnRenamed("groups", "_groups")),
@@ -175,4 +210,4 @@ def comparison_features(
             ),
         }
     )
-    return features.transform(with_term_frequencies).select(*FEATURE_COLUMNS)
+    return with_term_frequencies(features, max_broadcast_rows=max_broadcast_lookup_rows).select(*FEATURE_COLUMNS)

@@ -146,7 +146,9 @@ def incremental_linkage(
     l_/r_ term frequencies; `store_scored` stores the scored pairs and reads them back."""
     model_settings = matching.model
     features = comparison_features(
-        records, max_birth_dates_per_identifier=matching.model.max_birth_dates_per_identifier
+        records,
+        max_birth_dates_per_identifier=matching.model.max_birth_dates_per_identifier,
+        max_broadcast_lookup_rows=matching.model.max_broadcast_lookup_rows,
     ).localCheckpoint(eager=True)
     comparisons = person_comparisons(model_settings)
     capped = all_capped_blocks(features, matching.blocking)

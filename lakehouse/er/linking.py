@@ -332,7 +332,9 @@ def probabilistic_linkage(
     if n_records is None:
         n_records = records.count()
     features = comparison_features(
-        records, max_birth_dates_per_identifier=matching.model.max_birth_dates_per_identifier
+        records,
+        max_birth_dates_per_identifier=matching.model.max_birth_dates_per_identifier,
+        max_broadcast_lookup_rows=matching.model.max_broadcast_lookup_rows,
     ).localCheckpoint(eager=True)
     comparisons = person_comparisons(matching.model)
     if model is not None:
@@ -343,7 +345,7 @@ def probabilistic_linkage(
     carry = list(dict.fromkeys([*pair_features(comparisons), *[c for rule in sessions for c in rule.columns]]))
     if across is not None and across not in features.columns:
         features = features.join(records.select("record_id", across), on="record_id", how="inner")
-    blocking = block(features, matching.blocking, carry, across=across)
+    blocking = block(features, matching.blocking, carry, across=across, broadcast_records=n_records <= 200_000)
     if on_capped is not None:
         on_capped(blocking.capped)
 

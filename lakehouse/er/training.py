@@ -80,7 +80,9 @@ def random_pairs(features: DataFrame, columns: Sequence[str], n_pairs: int, seed
         .limit(k)
         .localCheckpoint(eager=True)
     )
-    left, right = sample.alias("l"), sample.alias("r")
+    # The sample is one partition (a limit); the crossing is spread over every core, the broadcast side whole.
+    parallelism = features.sparkSession.sparkContext.defaultParallelism
+    left, right = sample.repartition(max(parallelism, 1)).alias("l"), sample.alias("r")
     return left.join(F.broadcast(right), on=F.col("l.record_id") < F.col("r.record_id"), how="inner").select(
         F.col("l.record_id").alias("record_id_l"),
         F.col("r.record_id").alias("record_id_r"),
