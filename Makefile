@@ -16,12 +16,13 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 export SPARK_LOCAL_IP := 127.0.0.1
 
-.PHONY: help setup venv jars run test lint format clean clean-data bench-er
+.PHONY: help setup venv jars run test lint format clean clean-data bench-er serve-bi stop-bi
 
 help:
 	@echo "make run    set up, generate $(PEOPLE) people, run the whole pipeline locally, print the tables"
 	@echo "make test   set up and run the test suite (ruff, mypy, unit, integration, end-to-end)"
 	@echo "make setup  create $(VENV), install the package, resolve the JVM jars into $(JARS)/"
+	@echo "make serve-bi  start the read-only BI endpoint (Spark Thrift server, JDBC/ODBC) on 127.0.0.1:$(BI_PORT) over gold and public;  make stop-bi  stop it"
 	@echo "make lint   ruff and mypy only;  make format  ruff format"
 	@echo "make clean-data  remove ./data (generated deliveries and tables);  make clean  everything built"
 	@echo "make bench-er  entity-resolution benchmark: ours vs the deterministic baseline and Splink (BENCH_ER_PEOPLE=$(BENCH_ER_PEOPLE), BENCH_ER_REPEATS=$(BENCH_ER_REPEATS), BENCH_ER_ARGS=...)"
@@ -37,12 +38,12 @@ $(STAMPS)/venv: pyproject.toml
 	@touch $@
 
 jars: $(STAMPS)/jars
-# Delta's jars from Maven Central, then the lakehouse's own JVM functions compiled against pyspark's jars.
-$(STAMPS)/jars: infra/jvm/pom.xml infra/jvm/udf/build.sh $(shell find infra/jvm/udf/src -name '*.java') $(STAMPS)/venv
+# Delta's jars from Maven Central, then the lakehouse's own JVM classes compiled against pyspark's jars.
+$(STAMPS)/jars: infra/jvm/pom.xml infra/jvm/build.sh $(shell find infra/jvm/src -name '*.java') $(STAMPS)/venv
 	@mkdir -p $(STAMPS) $(JARS)
 	rm -f $(JARS)/*.jar
 	mvn --batch-mode --quiet -f infra/jvm/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(JARS)
-	infra/jvm/udf/build.sh $(BIN)/python $(JARS)
+	infra/jvm/build.sh $(BIN)/python $(JARS)
 	@ls $(JARS)/*.jar
 	@touch $@
 
@@ -58,6 +59,14 @@ run: setup
 
 test: setup
 	$(BIN)/pytest
+
+# The BI endpoint (lakehouse/bi.py): run the pipeline first (make run).
+BI_PORT ?= 10000
+serve-bi: setup
+	$(BIN)/lakehouse serve-bi --env $(ENV) --port $(BI_PORT)
+
+stop-bi: setup
+	$(BIN)/lakehouse stop-bi --env $(ENV)
 
 lint: setup
 	$(BIN)/ruff check lakehouse jobs tests

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from lakehouse.bi import BiError
 from lakehouse.config import ConfigError, Settings, load_settings
 from lakehouse.pipeline import STAGES, PipelineError, parse_stages, run_pipeline
 
@@ -130,6 +131,29 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     _common(analyze)
+
+    serve_bi = sub.add_parser(
+        "serve-bi",
+        help="start the BI endpoint: a read-only Spark Thrift server (JDBC/ODBC) over gold and public",
+        description=(
+            "Register the gold and public tables in the endpoint's own catalog and start the Spark Thrift "
+            "server (HiveServer2 protocol: BI tools' Hive or Spark SQL JDBC/ODBC drivers) in the background on "
+            "HOST:PORT, read-only, with no restricted database reachable. Prints the JDBC URL; `lakehouse "
+            "stop-bi` stops it. Run the pipeline first."
+        ),
+    )
+    serve_bi.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve_bi.add_argument("--port", type=int, default=10000, help="port (default: 10000)")
+    serve_bi.add_argument(
+        "--timeout", type=float, default=180, help="seconds to wait for the server to listen (default: 180)"
+    )
+    _common(serve_bi)
+    stop_bi = sub.add_parser(
+        "stop-bi",
+        help="stop the BI endpoint that serve-bi started (by its recorded pid)",
+        description="Stop the Thrift server recorded by `lakehouse serve-bi` (SIGTERM, then SIGKILL after 30 s).",
+    )
+    _common(stop_bi)
 
     sql = sub.add_parser("sql", help="run one Spark SQL statement and print its result", description="Run SQL.")
     sql.add_argument("statement", help='e.g. "SELECT * FROM gold.dim_person LIMIT 10"')
@@ -280,6 +304,24 @@ def _sql(settings: Settings, statement: str, limit: int) -> None:
     spark.sql(statement).show(limit, truncate=False)
 
 
+def _serve_bi(settings: Settings, host: str, port: int, timeout: float) -> None:
+    from lakehouse.bi import serve
+
+    state = serve(settings, host=host, port=port, timeout_s=timeout)
+    tables = list(state["tables"])  # type: ignore[call-overload]
+    print(f"BI endpoint listening on {host}:{port} (pid {state['pid']}, log {state['log']})")
+    print(f"  JDBC URL: {state['jdbc_url']}   (no user or password; the Hive or Spark SQL driver)")
+    print(f"  {len(tables)} tables: {', '.join(tables)}")
+    print("  stop it with `lakehouse stop-bi` (or `make stop-bi`)")
+
+
+def _stop_bi(settings: Settings) -> None:
+    from lakehouse.bi import stop
+
+    pid = stop(settings)
+    print("no BI endpoint was running" if pid is None else f"BI endpoint (pid {pid}) stopped")
+
+
 def with_link_options(settings: Settings, *, retrain: bool, full_relink: bool) -> Settings:
     """The settings with matching.registry.retrain and/or a full relink (incremental off) when asked for."""
     matching = settings.matching
@@ -314,6 +356,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             _analyze_blocking(settings)
         elif args.command == "sql":
             _sql(settings, args.statement, args.limit)
+        elif args.command == "serve-bi":
+            _serve_bi(settings, args.host, args.port, args.timeout)
+        elif args.command == "stop-bi":
+            _stop_bi(settings)
+    except BiError as exc:
+        print(f"lakehouse {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except (ConfigError, ValueError, FileExistsError) as exc:
         print(f"lakehouse {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE

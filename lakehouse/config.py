@@ -284,6 +284,7 @@ class ModelSettings:
     """Cap (bits, either sign) of the term-frequency adjustment of one exact match."""
     max_birth_dates_per_identifier: int = 5
     max_broadcast_lookup_rows: int = 5_000_000
+    max_broadcast_records: int = 200_000
     """An SSN/SSID token held by records with more distinct birth dates is a placeholder, nulled for linkage."""
     seed: int = 42
 

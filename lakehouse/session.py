@@ -22,8 +22,8 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 LOG4J_CONF = PROJECT_DIR / "infra" / "log4j2.properties"
 
 
-UDF_JAR = "lakehouse-udf.jar"
-"""The lakehouse's own JVM functions (infra/jvm/udf), built by `make jars` next to Delta's jars."""
+PROJECT_JAR = "lakehouse-jvm.jar"
+"""The lakehouse's own JVM classes (infra/jvm/src), built by `make jars` next to Delta's jars."""
 
 
 def jars_dir() -> Path:
@@ -41,9 +41,9 @@ def local_jars() -> list[str]:
             f"{folder}: Delta jars not found; run `make jars` (resolves infra/jvm/pom.xml with Maven) "
             f"or point {ENV_JARS_DIR} at a folder that holds them"
         )
-    if not any(Path(j).name == UDF_JAR for j in jars):
+    if not any(Path(j).name == PROJECT_JAR for j in jars):
         raise ConfigError(
-            f"{folder}: {UDF_JAR} not found; run `make jars` (compiles infra/jvm/udf with javac) "
+            f"{folder}: {PROJECT_JAR} not found; run `make jars` (compiles infra/jvm/src with javac) "
             f"or point {ENV_JARS_DIR} at a folder that holds it"
         )
     return jars

@@ -8,17 +8,21 @@ baseline's floor; re-ingesting is a no-op; gold tables open in an independent De
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyspark
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from lakehouse.bi import read_state, serve, stop
 from lakehouse.config import IDENTITY_ROLES, Settings
 from lakehouse.pipeline import STAGES, PipelineResult, run_pipeline
 from lakehouse.session import create_databases
@@ -35,6 +39,7 @@ PEOPLE, SEED = 1500, 7
 F1_FLOOR = 0.75
 PRECISION_FLOOR = 0.80
 
+RESTRICTED_LAYERS = ("bronze", "quarantine", "silver", "mpi", "ops")
 TOKEN_COLUMNS = {"ssn_token", "ssid_token", "local_id_token", "record_id", "source_file", "line_number"}
 
 
@@ -209,3 +214,73 @@ def test_gold_opens_in_another_delta_reader(spark: SparkSession, e2e: tuple[Sett
     counts = json.loads(done.stdout.strip().splitlines()[-1])
     for table, location in locations.items():
         assert counts[location] == spark.table(table).count(), table
+
+
+BEELINE = Path(pyspark.__file__).resolve().parent / "bin" / "beeline"
+
+
+def _beeline(url: str, statement: str) -> subprocess.CompletedProcess[str]:
+    """One statement through beeline, Hive's JDBC client (the driver BI tools use), as CSV without a header."""
+    return subprocess.run(
+        [str(BEELINE), "-u", url, "--silent=true", "--outputformat=csv2", "--showHeader=false", "-e", statement],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env=dict(os.environ, SPARK_HOME=str(BEELINE.parent.parent)),
+    )
+
+
+def _rows(done: subprocess.CompletedProcess[str]) -> list[str]:
+    """The result lines of a beeline run (the echoed prompt, `0: jdbc:...> `, taken off the first)."""
+    return [re.sub(r"^\d+: jdbc:\S+> ", "", line).strip() for line in done.stdout.splitlines() if line.strip()]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_bi_endpoint_serves_gold_and_public_only_and_read_only(
+    spark: SparkSession, e2e: tuple[Settings, PipelineResult]
+) -> None:
+    settings, _ = e2e
+    state = serve(settings, port=_free_port())
+    pid = int(str(state["pid"]))
+    try:
+        url = str(state["jdbc_url"])
+        gold, public, silver = settings.databases.gold, settings.databases.public, settings.databases.silver
+        shown = _beeline(url, "SHOW DATABASES")
+        assert shown.returncode == 0, shown.stderr
+        databases = set(_rows(shown))
+        assert {gold, public} <= databases
+        assert not databases & {getattr(settings.databases, layer) for layer in RESTRICTED_LAYERS}, databases
+
+        counted = _beeline(url, f"SELECT count(*) FROM {gold}.dim_person")
+        assert counted.returncode == 0, counted.stderr
+        assert int(_rows(counted)[-1]) == spark.table(f"{gold}.dim_person").count()
+        described = _beeline(url, f"DESCRIBE TABLE EXTENDED {public}.hs_college_enrollment")
+        assert described.returncode == 0 and "Grain" in described.stdout, described.stderr
+
+        silver_path = spark.sql(f"DESCRIBE DETAIL {silver}.person_records").first()["location"]  # type: ignore[index]
+        refused = {
+            "restricted table": f"SELECT count(*) FROM {silver}.person_records",
+            "path read": f"SELECT count(*) FROM delta.`{silver_path}`",
+            "table over restricted files": f"CREATE TABLE {gold}.leak USING DELTA LOCATION '{silver_path}'",
+            "write": f"INSERT INTO {gold}.dim_person SELECT * FROM {gold}.dim_person",
+            "setting": "SET spark.sql.runSQLOnFiles=true",
+        }
+        for what, statement in refused.items():
+            done = _beeline(url, statement)
+            assert done.returncode != 0, f"{what} was not refused: {done.stdout}"
+            reason = "read-only" if what in ("table over restricted files", "write", "setting") else "NOT_FOUND"
+            assert reason in done.stdout + done.stderr, (what, done.stdout[-2000:])
+        still = _beeline(url, f"SELECT count(*) FROM {gold}.dim_person")
+        assert int(_rows(still)[-1]) == spark.table(f"{gold}.dim_person").count()
+        assert not [row for row in _rows(_beeline(url, f"SHOW TABLES IN {gold}")) if "leak" in row]
+    finally:
+        assert stop(settings) == pid
+    assert read_state(settings) is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

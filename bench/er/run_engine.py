@@ -120,6 +120,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "n_links": linkage.links.count(),
                     "n_capped_blocks": linkage.capped.count(),
                     "components_iterations": linkage.iterations,
+                    "step_seconds": linkage.step_seconds,
                     "prior": linkage.model.prior,
                     "threshold": matching.model.threshold,
                 }

@@ -4,7 +4,7 @@ A pair row carries both records' comparison features as l_<feature> and r_<featu
 comparison turns them into a level `gamma`: -1 when either side lacks the value (no evidence either way), else
 the index of the first level whose condition holds, levels ordered from the strongest agreement to "different".
 Names are also compared by Jaro-Winkler similarity, which Spark lacks: `jaro_winkler` calls a JVM function of
-the lakehouse's own (infra/jvm/udf, Apache Commons Text's arithmetic), once per name and pair
+the lakehouse's own (infra/jvm/src, Apache Commons Text's arithmetic), once per name and pair
 (`with_similarities`), so no pair row leaves the JVM for a Python worker.
 """
 
@@ -63,9 +63,10 @@ JARO_WINKLER_CLASS = "org.c2c.lakehouse.udf.JaroWinkler"
 
 
 def register_functions(spark: SparkSession) -> None:
-    """Register the lakehouse's JVM functions in `spark` (their classes come with lakehouse-udf.jar, which the
-    session builder puts on spark.jars). Idempotent and cheap: one call into the JVM."""
-    spark.udf.registerJavaFunction(JARO_WINKLER_FUNCTION, JARO_WINKLER_CLASS, T.FloatType())
+    """Register the lakehouse's JVM functions in `spark` (their classes come with lakehouse-jvm.jar, which the
+    session builder puts on spark.jars). Idempotent: a function already registered is kept."""
+    if not spark.catalog.functionExists(JARO_WINKLER_FUNCTION):
+        spark.udf.registerJavaFunction(JARO_WINKLER_FUNCTION, JARO_WINKLER_CLASS, T.FloatType())
 
 
 def jaro_winkler(left: Column, right: Column) -> Column:

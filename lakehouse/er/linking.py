@@ -17,8 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from pyspark.sql import DataFrame, SparkSession
@@ -290,6 +291,23 @@ class Linkage:
     mode: str = "full"
     n_affected_records: int | None = None
     """Records whose clusters were recomputed (incremental runs; a full run recomputes all)."""
+    step_seconds: dict[str, float] = field(default_factory=dict)
+    """Wall seconds per step (features, blocking, comparisons, training, scoring, clustering, conflict splits)."""
+
+
+class StepClock:
+    """Wall seconds of the linkage's steps, each logged as it ends. The steps materialize what they compute
+    (checkpoints, collected counts), so a lap holds the step's own Spark work, not a later one's."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        self.seconds[step] = round(now - self._last, 3)
+        self._last = now
+        logger.info("linkage: %s in %.1f s", step, self.seconds[step])
 
 
 def scored_columns(comparisons: Sequence[Comparison]) -> list[str]:
@@ -328,6 +346,7 @@ def probabilistic_linkage(
         on_capped: called with the capped blocks (rule, block_key_hash, block_size) once they are known.
         n_records: the number of records, when the caller has counted them already.
     """
+    clock = StepClock()
     link_threshold = matching.model.threshold if threshold is None else threshold
     if n_records is None:
         n_records = records.count()
@@ -336,6 +355,7 @@ def probabilistic_linkage(
         max_birth_dates_per_identifier=matching.model.max_birth_dates_per_identifier,
         max_broadcast_lookup_rows=matching.model.max_broadcast_lookup_rows,
     ).localCheckpoint(eager=True)
+    clock.lap("features")
     comparisons = person_comparisons(matching.model)
     if model is not None:
         check_model(model, comparisons)
@@ -345,11 +365,19 @@ def probabilistic_linkage(
     carry = list(dict.fromkeys([*pair_features(comparisons), *[c for rule in sessions for c in rule.columns]]))
     if across is not None and across not in features.columns:
         features = features.join(records.select("record_id", across), on="record_id", how="inner")
-    blocking = block(features, matching.blocking, carry, across=across, broadcast_records=n_records <= 200_000)
+    blocking = block(
+        features,
+        matching.blocking,
+        carry,
+        across=across,
+        broadcast_records=n_records <= matching.model.max_broadcast_records,
+    )
     if on_capped is not None:
         on_capped(blocking.capped)
+    clock.lap("blocking")
 
     candidates = compare_pairs(blocking.pairs, comparisons, sessions).localCheckpoint(eager=True)
+    clock.lap("comparisons")
     if model is None:
         model = train_model(
             features,
@@ -365,15 +393,18 @@ def probabilistic_linkage(
     else:
         n_candidates = candidates.count()
         trained = False
+    clock.lap("training")
 
     scored = store_scored(
         candidates.transform(with_match_weight, model)
         .where(F.col("match_probability") >= F.lit(matching.model.min_stored_probability))
         .select(*scored_columns(comparisons))
     )
+    clock.lap("scoring")
     links = scored.where(F.col("match_probability") >= F.lit(link_threshold))
     link_weights = links.select("record_id_l", "record_id_r", "match_weight", "match_probability")
     components = connected_components(links.select("record_id_l", "record_id_r"), matching.clustering.max_iterations)
+    clock.lap("clustering")
     clustered = (
         features.select(*CONFLICT_COLUMNS)
         .join(components.labels, on="record_id", how="left")
@@ -383,6 +414,7 @@ def probabilistic_linkage(
         clustered, link_weights, matching.clustering.max_cluster_size, matching.model.strong_threshold
     )
     labels = labels.localCheckpoint(eager=True)
+    clock.lap("conflict splits")
     return Linkage(
         features=features,
         capped=blocking.capped,
@@ -396,6 +428,7 @@ def probabilistic_linkage(
         pairs_per_rule=pairs_per_rule(candidates),
         iterations=components.iterations,
         trained=trained,
+        step_seconds=clock.seconds,
     )
 
 

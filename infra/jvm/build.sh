@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Compiles the lakehouse's own JVM functions (infra/jvm/udf/src) into <jars-dir>/lakehouse-udf.jar, against
+# Compiles the lakehouse's own JVM classes (infra/jvm/src) into <jars-dir>/lakehouse-jvm.jar, against
 # the jars of the installed pyspark: the classes they use (Spark's UDF interfaces, Commons Text) are there,
 # so nothing is downloaded. The session builder passes every jar of <jars-dir> to spark.jars.
-# Usage: infra/jvm/udf/build.sh <python> <jars-dir>
+# Usage: infra/jvm/build.sh <python> <jars-dir>
 set -euo pipefail
 python=$1
 jars_dir=$2
@@ -12,5 +12,5 @@ classes=$(mktemp -d)
 trap 'rm -rf "$classes"' EXIT
 find "$here/src" -name '*.java' -print0 | xargs -0 javac --release 17 -Xlint:all,-path -Werror -cp "$spark_jars/*" -d "$classes"
 mkdir -p "$jars_dir"
-jar --create --file "$jars_dir/lakehouse-udf.jar" -C "$classes" .
-echo "built $jars_dir/lakehouse-udf.jar"
+jar --create --file "$jars_dir/lakehouse-jvm.jar" -C "$classes" .
+echo "built $jars_dir/lakehouse-jvm.jar"
