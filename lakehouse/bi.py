@@ -22,6 +22,7 @@ public need a restart (`make stop-bi serve-bi`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -207,6 +208,16 @@ def _port_open(host: str, port: int) -> bool:
 
 
 def _alive(pid: int) -> bool:
+    """True while `pid` runs. A server started by this very process (a test) is reaped when it has exited, and
+    a zombie counts as exited."""
+    with contextlib.suppress(ChildProcessError):  # not our child: its parent (init, after serve-bi) reaps it
+        os.waitpid(pid, os.WNOHANG)
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        if stat.is_file() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z":
+            return False
+    except OSError:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
