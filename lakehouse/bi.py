@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lakehouse.config import Settings
-from lakehouse.session import PROJECT_DIR, session_conf
+from lakehouse.session import PROJECT_DIR, database_location, session_conf
 
 logger = logging.getLogger(__name__)
 
@@ -86,28 +87,21 @@ def served_tables(settings: Settings) -> dict[str, str]:
     from lakehouse.gold.build import GOLD_TABLES
     from lakehouse.public.build import PUBLIC_TABLES
 
-    warehouse = settings.storage.path("warehouse").rstrip("/")
     names = {"gold": GOLD_TABLES, "public": PUBLIC_TABLES}
     result = {}
     for layer in BI_LAYERS:
         database = getattr(settings.databases, layer)
         for name in names[layer]:
-            result[f"{database}.{name}"] = f"{warehouse}/{database}.db/{name}"
+            result[f"{database}.{name}"] = f"{database_location(settings, database)}/{name}"
     return result
 
 
 def bi_conf(settings: Settings, paths: BiPaths, *, guarded: bool) -> dict[str, str]:
     """The Spark settings of the endpoint's catalog: the lakehouse's, with the endpoint's own Derby metastore,
     and with `guarded` the read-only guard and no SQL on files."""
-    metastore = paths.metastore
-    conf = session_conf(settings)
+    storage = dataclasses.replace(settings.storage, metastore=str(paths.metastore))
+    conf = session_conf(dataclasses.replace(settings, storage=storage))
     conf["spark.app.name"] = "lakehouse-bi"
-    conf["spark.hadoop.javax.jdo.option.ConnectionURL"] = (
-        f"jdbc:derby:;databaseName={metastore}/metastore_db;create=true"
-    )
-    conf["spark.driver.extraJavaOptions"] = conf["spark.driver.extraJavaOptions"].replace(
-        f"-Dderby.system.home={settings.storage.path('metastore')}", f"-Dderby.system.home={metastore}"
-    )
     if guarded:
         conf["spark.sql.extensions"] = f"{conf['spark.sql.extensions']},{GUARD_CLASS}"
         conf["spark.sql.runSQLOnFiles"] = "false"
@@ -134,11 +128,10 @@ class Catalog:
 
 def catalog(settings: Settings) -> Catalog:
     """The endpoint's catalog for `settings`: its own metastore, the gold and public databases and tables."""
-    warehouse = settings.storage.path("warehouse").rstrip("/")
     databases = [getattr(settings.databases, layer) for layer in BI_LAYERS]
     return Catalog(
         conf=bi_conf(settings, bi_paths(settings), guarded=False),
-        databases={database: f"{warehouse}/{database}.db" for database in databases},
+        databases={database: database_location(settings, database) for database in databases},
         tables=served_tables(settings),
     )
 
@@ -259,7 +252,7 @@ def serve(
     paths.folder.mkdir(parents=True, exist_ok=True)
     environment = dict(os.environ, SPARK_LOCAL_IP=host, SPARK_HOME=str(_spark_home()))
     started = time.perf_counter()
-    bi_paths(settings).metastore.mkdir(parents=True, exist_ok=True)
+    paths.metastore.mkdir(parents=True, exist_ok=True)
     registration = subprocess.run(
         [sys.executable, "-m", "lakehouse.bi", "register"],
         input=catalog(settings).to_json(),

@@ -283,9 +283,11 @@ class ModelSettings:
     max_tf_adjustment: float = 8.0
     """Cap (bits, either sign) of the term-frequency adjustment of one exact match."""
     max_birth_dates_per_identifier: int = 5
-    max_broadcast_lookup_rows: int = 5_000_000
-    max_broadcast_records: int = 200_000
     """An SSN/SSID token held by records with more distinct birth dates is a placeholder, nulled for linkage."""
+    max_broadcast_lookup_rows: int = 5_000_000
+    """A term-frequency lookup with at most this many values is broadcast to the records, not shuffled."""
+    max_broadcast_records: int = 200_000
+    """Up to this many records, the features are broadcast to the candidate pairs, not joined by shuffles."""
     seed: int = 42
 
 

@@ -115,8 +115,12 @@ def build_session(settings: Settings, extra_conf: Mapping[str, str] | None = Non
     return spark
 
 
+def database_location(settings: Settings, database: str) -> str:
+    """Where a database's tables live: <warehouse>/<database>.db."""
+    return f"{settings.storage.path('warehouse').rstrip('/')}/{database}.db"
+
+
 def create_databases(spark: SparkSession, settings: Settings) -> None:
     """CREATE DATABASE IF NOT EXISTS for every layer, located under the warehouse folder."""
-    warehouse = settings.storage.path("warehouse").rstrip("/")
     for database in settings.databases.all().values():
-        spark.sql(f"CREATE DATABASE IF NOT EXISTS {database} LOCATION '{warehouse}/{database}.db'")
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS {database} LOCATION '{database_location(settings, database)}'")

@@ -48,6 +48,16 @@ def all_of(conditions: Sequence[Column]) -> Column:
     return result
 
 
+def any_of(conditions: Sequence[Column]) -> Column:
+    """Disjunction of `conditions` (at least one)."""
+    if not conditions:
+        raise ValueError("any_of needs at least one condition")
+    result = conditions[0]
+    for condition in conditions[1:]:
+        result = result | condition
+    return result
+
+
 def has_block_key(columns: Sequence[str]) -> Column:
     """True when every column of a block key is not null (a null never blocks)."""
     return all_of([F.col(c).isNotNull() for c in columns])

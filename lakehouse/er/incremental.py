@@ -32,7 +32,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.config import MatchingSettings
-from lakehouse.er.blocking import all_capped_blocks, block, block_key_hash, has_block_key
+from lakehouse.er.blocking import all_capped_blocks, any_of, block, block_key_hash, has_block_key
 from lakehouse.er.comparisons import pair_features, person_comparisons
 from lakehouse.er.components import connected_components
 from lakehouse.er.conflicts import CONFLICT_COLUMNS, split_conflicts
@@ -74,13 +74,6 @@ class IncrementalParts:
     n_removed: int
     n_affected_records: int
     iterations: int
-
-
-def any_of(conditions: list[Column]) -> Column:
-    result = conditions[0]
-    for condition in conditions[1:]:
-        result = result | condition
-    return result
 
 
 def _ids(frame: DataFrame, column: str = "record_id") -> DataFrame:
