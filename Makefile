@@ -16,15 +16,17 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 export SPARK_LOCAL_IP := 127.0.0.1
 
-.PHONY: help setup venv jars run test lint format clean clean-data bench-er serve-bi stop-bi
+.PHONY: help setup venv jars run test lint format clean clean-data bench-er bench-bi serve-bi stop-bi docs
 
 help:
 	@echo "make run    set up, generate $(PEOPLE) people, run the whole pipeline locally, print the tables"
 	@echo "make test   set up and run the test suite (ruff, mypy, unit, integration, end-to-end)"
 	@echo "make setup  create $(VENV), install the package, resolve the JVM jars into $(JARS)/"
 	@echo "make serve-bi  start the read-only BI endpoint (Spark Thrift server, JDBC/ODBC) on 127.0.0.1:$(BI_PORT) over gold and public;  make stop-bi  stop it"
+	@echo "make docs   regenerate docs/data-dictionary.md from the tables of the last make run and conf"
 	@echo "make lint   ruff and mypy only;  make format  ruff format"
 	@echo "make clean-data  remove ./data (generated deliveries and tables);  make clean  everything built"
+	@echo "make bench-bi  BI query latency over the Thrift server: on the make run lakehouse, or BENCH_BI_PEOPLE=N (built once under bench/bi/work)"
 	@echo "make bench-er  entity-resolution benchmark: ours vs the deterministic baseline and Splink (BENCH_ER_PEOPLE=$(BENCH_ER_PEOPLE), BENCH_ER_REPEATS=$(BENCH_ER_REPEATS), BENCH_ER_ARGS=...)"
 
 setup: $(STAMPS)/venv $(STAMPS)/jars $(STAMPS)/spark-defaults
@@ -68,6 +70,10 @@ serve-bi: setup
 stop-bi: setup
 	$(BIN)/lakehouse stop-bi --env $(ENV)
 
+# The data dictionary from the gold and public tables of the last `make run` (lakehouse/dictionary.py).
+docs: setup
+	$(BIN)/lakehouse dictionary --env $(ENV) --output docs/data-dictionary.md
+
 lint: setup
 	$(BIN)/ruff check lakehouse jobs tests
 	$(BIN)/ruff format --check lakehouse jobs tests
@@ -93,3 +99,14 @@ bench-er: setup
 	bench/er/splink/setup.sh
 	LAKEHOUSE_HMAC_KEY="$${LAKEHOUSE_HMAC_KEY:-$(DEMO_KEY)}" $(BIN)/python bench/er/run_bench.py \
 	  --people $(BENCH_ER_PEOPLE) --repeats $(BENCH_ER_REPEATS) $(BENCH_ER_ARGS)
+
+# BI query benchmark (bench/bi/run_bench.py): the dashboard queries of bench/bi/queries.sql over the Thrift server.
+# Without BENCH_BI_PEOPLE it reads the lakehouse of the last `make run`; with it, it builds one of that size first.
+BENCH_BI_PEOPLE  ?=
+BENCH_BI_REPEATS ?= 5
+BENCH_BI_RESULTS ?= bench/bi/results/$(if $(BENCH_BI_PEOPLE),people-$(BENCH_BI_PEOPLE),default)
+
+bench-bi: setup
+	LAKEHOUSE_HMAC_KEY="$${LAKEHOUSE_HMAC_KEY:-$(DEMO_KEY)}" $(BIN)/python bench/bi/run_bench.py --env $(ENV) \
+	  --repeats $(BENCH_BI_REPEATS) --results $(BENCH_BI_RESULTS) \
+	  $(if $(BENCH_BI_PEOPLE),--people $(BENCH_BI_PEOPLE) --label "$(BENCH_BI_PEOPLE) people",--label "make run ($(PEOPLE) people)")

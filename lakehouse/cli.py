@@ -155,6 +155,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(stop_bi)
 
+    dictionary = sub.add_parser(
+        "dictionary",
+        help="write the data dictionary (docs/data-dictionary.md) from the gold and public tables and conf",
+        description=(
+            "Generate the data dictionary from the table and column comments of every gold and public table "
+            "(as a BI tool sees them) and the definitions in conf/gold.yaml. Run the pipeline first."
+        ),
+    )
+    dictionary.add_argument(
+        "--output", default="docs/data-dictionary.md", help="file to write, '-' for stdout (default: %(default)s)"
+    )
+    _common(dictionary)
+
     sql = sub.add_parser("sql", help="run one Spark SQL statement and print its result", description="Run SQL.")
     sql.add_argument("statement", help='e.g. "SELECT * FROM gold.dim_person LIMIT 10"')
     sql.add_argument("--limit", type=int, default=50, help="rows to print (default: 50)")
@@ -237,6 +250,18 @@ def _status(settings: Settings) -> None:
 
     spark = build_session(settings)
     print(render(spark, settings))
+
+
+def _dictionary(settings: Settings, output: str) -> None:
+    from lakehouse.dictionary import data_dictionary
+    from lakehouse.session import build_session
+
+    text = data_dictionary(build_session(settings), settings)
+    if output == "-":
+        print(text, end="")
+        return
+    Path(output).write_text(text, encoding="utf-8")
+    logger.info("wrote the data dictionary to %s", output)
 
 
 def _analyze_blocking(settings: Settings) -> None:
@@ -352,6 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _status(settings)
         elif args.command == "status":
             _status(settings)
+        elif args.command == "dictionary":
+            _dictionary(settings, args.output)
         elif args.command == "analyze-blocking":
             _analyze_blocking(settings)
         elif args.command == "sql":

@@ -87,7 +87,7 @@ def render(spark: SparkSession, settings: Settings) -> str:
     lines += [
         "",
         "Open the tables:",
-        '  Spark SQL:  .venv/bin/lakehouse sql "SELECT * FROM public.hs_college_enrollment LIMIT 20"',
+        '  Spark SQL:  .venv/bin/lakehouse sql "SELECT * FROM public.student_pathways LIMIT 20"',
         "  Python:     from lakehouse.notebook import session; spark = session(); spark.table('gold.dim_person')",
         f"  Any Delta reader (e.g. delta-rs, DuckDB's delta extension) can open the folders under {warehouse}",
     ]

@@ -20,6 +20,21 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def with_column_comments(df: DataFrame, comments: Mapping[str, str]) -> DataFrame:
+    """The same columns, each named in `comments` carrying its comment in the schema metadata.
+
+    Delta keeps the metadata with the schema, so the catalog shows the comments without one ALTER TABLE
+    commit per column, and an overwrite does not lose them. Raises ValueError for a comment on a column
+    `df` does not have.
+    """
+    unknown = set(comments) - set(df.columns)
+    if unknown:
+        raise ValueError(f"comments name columns that do not exist: {', '.join(sorted(unknown))}")
+    return df.select(
+        *[F.col(c).alias(c, metadata={"comment": comments[c]}) if c in comments else F.col(c) for c in df.columns]
+    )
+
+
 def write_table(
     df: DataFrame,
     table: str,
@@ -40,16 +55,7 @@ def write_table(
     if mode not in ("overwrite", "append"):
         raise ValueError(f"mode must be 'overwrite' or 'append', got {mode!r}")
     if column_comments:
-        unknown = set(column_comments) - set(df.columns)
-        if unknown:
-            raise ValueError(f"column comments name columns {sorted(unknown)} that {table} does not have")
-        # Comments travel in the schema's metadata, so they land in the same commit as the data.
-        df = df.select(
-            *(
-                F.col(c).alias(c, metadata={"comment": column_comments[c]}) if c in column_comments else F.col(c)
-                for c in df.columns
-            )
-        )
+        df = with_column_comments(df, column_comments)  # in the schema: the same commit as the data
     writer = df.write.format("delta").mode(mode)
     if mode == "overwrite":
         writer = writer.option("overwriteSchema", "true")

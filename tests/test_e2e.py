@@ -24,6 +24,8 @@ from pyspark.sql import functions as F
 
 from lakehouse.bi import read_state, serve, stop
 from lakehouse.config import IDENTITY_ROLES, Settings
+from lakehouse.dictionary import DICTIONARY_FILE, data_dictionary
+from lakehouse.gold import GOLD_TABLES
 from lakehouse.pipeline import STAGES, PipelineResult, run_pipeline
 from lakehouse.session import create_databases
 from lakehouse.synth import generate
@@ -222,7 +224,17 @@ BEELINE = Path(pyspark.__file__).resolve().parent / "bin" / "beeline"
 def _beeline(url: str, statement: str) -> subprocess.CompletedProcess[str]:
     """One statement through beeline, Hive's JDBC client (the driver BI tools use), as CSV without a header."""
     return subprocess.run(
-        [str(BEELINE), "-u", url, "--silent=true", "--outputformat=csv2", "--showHeader=false", "-e", statement],
+        [
+            str(BEELINE),
+            "-u",
+            url,
+            "--silent=true",
+            "--outputformat=csv2",
+            "--showHeader=false",
+            "--nullemptystring=true",
+            "-e",
+            statement,
+        ],
         capture_output=True,
         text=True,
         timeout=180,
@@ -260,8 +272,21 @@ def test_bi_endpoint_serves_gold_and_public_only_and_read_only(
         counted = _beeline(url, f"SELECT count(*) FROM {gold}.dim_person")
         assert counted.returncode == 0, counted.stderr
         assert int(_rows(counted)[-1]) == spark.table(f"{gold}.dim_person").count()
-        described = _beeline(url, f"DESCRIBE TABLE EXTENDED {public}.hs_college_enrollment")
+        described = _beeline(url, f"DESCRIBE TABLE EXTENDED {public}.student_pathways")
         assert described.returncode == 0 and "Grain" in described.stdout, described.stderr
+        listed = {row.split(",")[1] for row in _rows(_beeline(url, f"SHOW TABLES IN {gold}")) if "," in row}
+        assert listed == set(GOLD_TABLES), listed
+        for mart in (f"{gold}.mart_student_pathways", f"{public}.student_pathways"):  # the answers Spark gives
+            query = (
+                "SELECT cohort_year, county_code, sum(n_graduates), sum(n_enrolled_within_1yr), "
+                f"max(earnings_median_yr1) FROM {mart} WHERE geography_level = 'county' AND group_dimension = 'all' "
+                "GROUP BY cohort_year, county_code"
+            )
+            answered = _beeline(url, query)
+            assert answered.returncode == 0, answered.stderr
+            over_thrift = sorted(tuple(row.split(",")) for row in _rows(answered))
+            own = sorted(tuple("" if v is None else str(v) for v in row) for row in spark.sql(query).collect())
+            assert over_thrift == own and own, mart
 
         silver_path = spark.sql(f"DESCRIBE DETAIL {silver}.person_records").first()["location"]  # type: ignore[index]
         refused = {
@@ -284,3 +309,12 @@ def test_bi_endpoint_serves_gold_and_public_only_and_read_only(
     assert read_state(settings) is None
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_data_dictionary_in_docs_is_current(spark: SparkSession, e2e: tuple[Settings, PipelineResult]) -> None:
+    settings, _ = e2e
+    generated = data_dictionary(spark, settings)
+    for table in GOLD_TABLES:
+        assert f"### gold.{table}" in generated
+    committed = (Path(__file__).resolve().parents[1] / DICTIONARY_FILE).read_text(encoding="utf-8")
+    assert committed == generated, f"{DICTIONARY_FILE} is out of date: run `make run` and `make docs`"

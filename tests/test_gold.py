@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import statistics
+from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from functools import reduce
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from lakehouse.gold.columns import term_academic_year, term_start_date, term_suf
 from lakehouse.gold.config import GoldConfig, gold_conf_path
 from lakehouse.gold.facts import FACT_POSTSECONDARY_ENROLLMENT, FACT_QUARTERLY_WAGES, FACTS, build_fact
 from lakehouse.gold.linking import check_all_linked
-from lakehouse.gold.marts import MART_KEYS, hs_college_enrollment
+from lakehouse.gold.marts import MART_KEYS, PathwaysMeasures, missing_cpi_years, student_pathways
 from lakehouse.gold.person import dim_person, resolve_attributes
 from lakehouse.tables import table_comment
 
@@ -89,7 +91,8 @@ def crosswalk_df(spark: SparkSession, pairs: Mapping[str, str]) -> DataFrame:
 
 
 def test_gold_config_as_shipped_loads_and_matches_the_feeds(settings: Settings, gold_config: GoldConfig) -> None:
-    assert gold_config.hs_college_enrollment.graduate_completion_types == ("HSD",)
+    assert gold_config.pathways.graduate_completion_types == ("HSD",)
+    assert gold_config.earnings.deflators()[gold_config.earnings.constant_dollar_year] == 1.0
     assert gold_config.postsecondary.terms["FA"].start_month == 8
     assert gold_config.student_groups.dimension_names() == ("gender", "race_ethnicity", "sed")
     assert gold_config.person.priority("race_ethnicity")[0] == "cde"
@@ -99,8 +102,15 @@ def test_gold_config_as_shipped_loads_and_matches_the_feeds(settings: Settings, 
     ("change", "message"),
     [
         ({"suppression": {"suppress_zeros": True, "max_rounds": 3}}, "unknown key 'suppression.max_rounds'"),
-        ({"hs_college_enrollment": {"graduate_completion_types": ["HSD"], "graduation_month": 13}},
-         "key 'hs_college_enrollment.graduation_month'"),
+        ({"pathways": {"graduate_completion_types": ["HSD"], "graduation_month": 13,
+                       "award_level_order": ["certificate", "associate", "bachelor", "master", "doctorate"]}},
+         "key 'pathways.graduation_month'"),
+        ({"pathways": {"graduate_completion_types": ["HSD"], "award_level_order": ["certificate", "bachelor"]}},
+         "key 'pathways.award_level_order' must list every level"),
+        ({"earnings": {"years_after_award": [1], "constant_dollar_year": 2030, "cpi": {2024: 313.689}}},
+         "key 'earnings.constant_dollar_year' is 2030"),
+        ({"earnings": {"years_after_award": [0, 1], "constant_dollar_year": 2024, "cpi": {2024: 313.689}}},
+         "key 'earnings.years_after_award'"),
         ({"person": {"source_priority": {"gender": ["cde", "nasa"]}}}, "key 'person.source_priority.gender[1]'"),
     ],
 )  # fmt: skip
@@ -280,31 +290,117 @@ def test_rows_without_a_crosswalk_row_raise(spark: SparkSession, settings: Setti
 
 
 # --------------------------------------------------------------------------------------------------
-# mart_hs_college_enrollment on a hand-made cohort
+# mart_student_pathways on a hand-written population
 
 
-def _mart_row(cohort: int, county: str, dimension: str, value: str, counts: tuple[int, ...]) -> tuple[Any, ...]:
-    n, enrolled, ccc, csu, uc = counts
-    level = "state" if county == "00" else "county"
-    return (cohort, level, county, dimension, value, n, enrolled, round(enrolled / n, 4), ccc, csu, uc)
+CPI = {2021: 270.970, 2022: 292.655, 2023: 304.702, 2024: 313.689}
 
 
-def test_hs_college_enrollment_mart_counts(spark: SparkSession, gold_config: GoldConfig) -> None:
+def real(dollars: float, year: int) -> float:
+    """`dollars` of `year` in 2024 dollars (the CPI-U series of conf/gold.yaml)."""
+    return dollars * CPI[2024] / CPI[year]
+
+
+def whole_dollars(value: float) -> int:
+    return int(Decimal(value).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def quantiles(values: Sequence[float]) -> tuple[int, int, int] | tuple[None, None, None]:
+    """Exact 25th, 50th and 75th percentiles (linear interpolation, as Spark's percentile), whole dollars."""
+    if not values:
+        return (None, None, None)
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        position = q * (len(ordered) - 1)
+        low = int(position)
+        high = min(low + 1, len(ordered) - 1)
+        return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+    return (whole_dollars(at(0.25)), whole_dollars(at(0.5)), whole_dollars(at(0.75)))
+
+
+# The hand-written population (graduation 2020-06-15 for cohort 2020): who each graduate is and what the
+# mart must find for them, worked out by hand from the facts below.
+#   a: CCC in fall 2020; CERT 2021-06-01 and AA 2022-06-01 -> associate, 23 months; year 1 = 2022Q3-2023Q2
+#      (wages 1000 in 2022Q3, 2000 in 2023Q1); years 3 and 5 end after the wage data (2024Q4).
+#   b: UC from fall 2021 (after the one-year window); BS 2024-06-10 -> bachelor, 47 months; year 1 unobserved.
+#   c: CCC on graduation day and CSU in fall 2020; CERT 2020-12-15 -> 6 months; year 1 = 2021Q1-Q4
+#      (3000 in 2021Q1), year 3 = 2023Q1-Q4 (4000 in 2023Q2, 1000 in 2023Q4), year 5 unobserved.
+#   f: an unparsed term (no enrollment); an award before graduation (no completion).
+#   g: CCC in fall 2020; CERT 2021-03-01 -> 8 months; years 1 and 3 observed without wages (not employed).
+#   e: cohort 2019 (the earliest of two diplomas); CCC exactly 12 months after graduation: ever, not within 1 yr.
+#   d: a GED, in no cohort.
+PATHWAY_PEOPLE = {
+    # person: (cohort, county, district, gender, race, sed)
+    "a": (2020, "01", "01D1", "F", "700", "Y"),
+    "b": (2020, "01", "01D2", "M", "600", "N"),
+    "c": (2020, "02", "02D1", "F", "UNKNOWN", "Y"),
+    "f": (2020, "02", "02D2", "M", "600", "N"),
+    "g": (2020, "01", "01D1", "M", "600", "N"),
+    "e": (2019, "02", "02D1", "UNKNOWN", "700", "N"),
+}
+PATHWAY_OUTCOMES = {
+    # person: (enrolled 1 yr, CCC, CSU, UC, ever, completion level, months, {year: earnings or None (unobserved)})
+    "a": (1, 1, 0, 0, 1, "associate", 23, {1: real(1000, 2022) + real(2000, 2023), 3: None, 5: None}),
+    "b": (0, 0, 0, 0, 1, "bachelor", 47, {1: None, 3: None, 5: None}),
+    "c": (1, 1, 1, 0, 1, "certificate", 6, {1: real(3000, 2021), 3: real(5000, 2023), 5: None}),
+    "f": (0, 0, 0, 0, 0, None, None, {1: None, 3: None, 5: None}),
+    "g": (1, 1, 0, 0, 1, "certificate", 8, {1: 0.0, 3: 0.0, 5: None}),
+    "e": (0, 0, 0, 0, 1, None, None, {1: None, 3: None, 5: None}),
+}
+FOLLOW_UP = {2020: 14, 2019: 26}  # months from graduation to the latest term (b's fall 2021)
+
+
+def expected_pathways(measures: PathwaysMeasures, levels: Sequence[str]) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Every row of the mart, aggregated in Python from PATHWAY_PEOPLE and PATHWAY_OUTCOMES."""
+    members: dict[tuple[Any, ...], list[str]] = defaultdict(list)
+    for person, (cohort, county, district, gender, race, sed) in PATHWAY_PEOPLE.items():
+        for place in (("state", "00", None), ("county", county, None), ("district", county, district)):
+            for group in (("all", "ALL"), ("gender", gender), ("race_ethnicity", race), ("sed", sed)):
+                members[(cohort, *place, *group)].append(person)
+    rows = {}
+    for key, people in members.items():
+        outcomes = [PATHWAY_OUTCOMES[p] for p in people]
+        row: dict[str, Any] = {"follow_up_months": FOLLOW_UP[key[0]], "n_graduates": len(people)}
+        for i, column in enumerate(("n_enrolled_within_1yr", "n_enrolled_ccc", "n_enrolled_csu", "n_enrolled_uc")):
+            row[column] = sum(o[i] for o in outcomes)
+        row["n_enrolled_ever"] = sum(o[4] for o in outcomes)
+        row["n_completed"] = sum(o[5] is not None for o in outcomes)
+        for level in levels:
+            row[f"n_completed_{level}"] = sum(o[5] == level for o in outcomes)
+        months = sorted(o[6] for o in outcomes if o[6] is not None)
+        row["median_months_to_completion"] = float(statistics.median(months)) if months else None
+        for year in (1, 3, 5):
+            observed = [o[7][year] for o in outcomes if o[7][year] is not None]
+            employed = [v for v in observed if v > 0]
+            row[f"n_observed_yr{year}"], row[f"n_employed_yr{year}"] = len(observed), len(employed)
+            p25, median, p75 = quantiles(employed)
+            row |= {f"earnings_p25_yr{year}": p25, f"earnings_median_yr{year}": median, f"earnings_p75_yr{year}": p75}
+        for rate, (numerator, denominator) in measures.rates.items():
+            row[rate] = round(row[numerator] / row[denominator], 4) if row[denominator] else None
+        rows[key] = row
+    return rows
+
+
+def test_student_pathways_mart_on_a_hand_written_population(spark: SparkSession, gold_config: GoldConfig) -> None:
     graduation = spark.createDataFrame(
         [
-            ("a", 2020, "S1", "HSD", "01"),
-            ("b", 2020, "S1", "HSD", "01"),
-            ("c", 2020, "S2", "HSD", "02"),
-            ("d", 2020, "S1", "GED", "01"),  # not a graduate type: not in any cohort
-            ("e", 2019, "S2", "HSD", "02"),  # two diplomas: the earliest decides cohort and county
-            ("e", 2020, "S1", "HSD", "01"),
-            ("f", 2020, "S2", "HSD", "02"),
+            ("a", 2020, "S1", "HSD", "01", "01D1"),
+            ("b", 2020, "S2", "HSD", "01", "01D2"),
+            ("c", 2020, "S3", "HSD", "02", "02D1"),
+            ("d", 2020, "S1", "GED", "01", "01D1"),  # not a graduate type: not in any cohort
+            ("e", 2019, "S3", "HSD", "02", "02D1"),  # two diplomas: the earliest decides cohort and place
+            ("e", 2020, "S1", "HSD", "01", "01D1"),
+            ("f", 2020, "S4", "HSD", "02", "02D2"),
+            ("g", 2020, "S1", "HSD", "01", "01D1"),
         ],
-        "person_id string, school_year int, school_code string, completion_type string, county_code string",
+        "person_id string, school_year int, school_code string, completion_type string, county_code string, "
+        "district_code string",
     )
     persons = spark.createDataFrame(
         [("a", "F", "700"), ("b", "M", "600"), ("c", "F", None), ("d", "M", "600"), ("e", None, "700"),
-         ("f", "M", "600")],
+         ("f", "M", "600"), ("g", "M", "600")],
         "person_id string, gender string, race_ethnicity string",
     )  # fmt: skip
     k12 = spark.createDataFrame(
@@ -318,63 +414,83 @@ def test_hs_college_enrollment_mart_counts(spark: SparkSession, gold_config: Gol
     enrollment = spark.createDataFrame(
         [
             ("a", "CCC", dt.date(2020, 8, 15)),
-            ("b", "UC", dt.date(2021, 8, 15)),  # after the 12-month window
+            ("b", "UC", dt.date(2021, 8, 15)),  # after the 12-month window, within the 96-month one
             ("c", "CSU", dt.date(2020, 8, 15)),
             ("c", "CCC", dt.date(2020, 6, 15)),  # on graduation day: inside
             ("e", "CCC", dt.date(2020, 6, 15)),  # exactly 12 months after e's 2019 graduation: outside
             ("f", "CCC", None),  # unparsed term: no enrollment
+            ("g", "CCC", dt.date(2020, 8, 15)),
         ],
         "person_id string, segment string, term_start_date date",
     )
-    result = hs_college_enrollment(
+    awards = spark.createDataFrame(
+        [
+            ("a", dt.date(2021, 6, 1), "certificate"),
+            ("a", dt.date(2022, 6, 1), "associate"),  # the higher level wins over the earlier award
+            ("b", dt.date(2024, 6, 10), "bachelor"),
+            ("c", dt.date(2020, 12, 15), "certificate"),
+            ("d", dt.date(2021, 1, 1), "associate"),  # not a graduate
+            ("f", dt.date(2019, 1, 1), "associate"),  # before graduation
+            ("g", dt.date(2021, 3, 1), "certificate"),
+        ],
+        "person_id string, award_date date, award_level string",
+    )
+    wages = spark.createDataFrame(
+        [
+            ("a", 2022, 3, Decimal("1000.00")),
+            ("a", 2023, 1, Decimal("2000.00")),
+            ("a", 2023, 3, Decimal("500.00")),  # year 2 after a's award: not measured
+            ("c", 2021, 1, Decimal("3000.00")),
+            ("c", 2023, 2, Decimal("4000.00")),
+            ("c", 2023, 4, Decimal("1000.00")),
+            ("f", 2021, 1, Decimal("900.00")),  # the first quarter of the wage data
+            ("f", 2024, 4, Decimal("900.00")),  # the last
+        ],
+        "person_id string, year int, quarter int, wages decimal(14,2)",
+    )
+    config = dataclasses.replace(
+        gold_config, earnings=dataclasses.replace(gold_config.earnings, cpi={str(y): v for y, v in CPI.items()})
+    )
+    measures = PathwaysMeasures.from_config(config)
+    result = student_pathways(
         graduation,
         persons=persons,
         k12_enrollment=k12,
         program_participation=programs,
         postsecondary_enrollment=enrollment,
-        config=gold_config,
+        postsecondary_awards=awards,
+        wages=wages,
+        config=config,
     )
-    rows = [
-        # cohort 2020 statewide: a, b, c, f
-        (2020, "00", "all", "ALL", (4, 2, 2, 1, 0)),
-        (2020, "00", "gender", "F", (2, 2, 2, 1, 0)),
-        (2020, "00", "gender", "M", (2, 0, 0, 0, 0)),
-        (2020, "00", "race_ethnicity", "700", (1, 1, 1, 0, 0)),
-        (2020, "00", "race_ethnicity", "600", (2, 0, 0, 0, 0)),
-        (2020, "00", "race_ethnicity", "UNKNOWN", (1, 1, 1, 1, 0)),
-        (2020, "00", "sed", "Y", (2, 2, 2, 1, 0)),
-        (2020, "00", "sed", "N", (2, 0, 0, 0, 0)),
-        # cohort 2020 county 01: a, b
-        (2020, "01", "all", "ALL", (2, 1, 1, 0, 0)),
-        (2020, "01", "gender", "F", (1, 1, 1, 0, 0)),
-        (2020, "01", "gender", "M", (1, 0, 0, 0, 0)),
-        (2020, "01", "race_ethnicity", "700", (1, 1, 1, 0, 0)),
-        (2020, "01", "race_ethnicity", "600", (1, 0, 0, 0, 0)),
-        (2020, "01", "sed", "Y", (1, 1, 1, 0, 0)),
-        (2020, "01", "sed", "N", (1, 0, 0, 0, 0)),
-        # cohort 2020 county 02: c, f
-        (2020, "02", "all", "ALL", (2, 1, 1, 1, 0)),
-        (2020, "02", "gender", "F", (1, 1, 1, 1, 0)),
-        (2020, "02", "gender", "M", (1, 0, 0, 0, 0)),
-        (2020, "02", "race_ethnicity", "UNKNOWN", (1, 1, 1, 1, 0)),
-        (2020, "02", "race_ethnicity", "600", (1, 0, 0, 0, 0)),
-        (2020, "02", "sed", "Y", (1, 1, 1, 1, 0)),
-        (2020, "02", "sed", "N", (1, 0, 0, 0, 0)),
-    ]
-    for county in ("00", "02"):  # cohort 2019: e alone
-        rows += [
-            (2019, county, "all", "ALL", (1, 0, 0, 0, 0)),
-            (2019, county, "gender", "UNKNOWN", (1, 0, 0, 0, 0)),
-            (2019, county, "race_ethnicity", "700", (1, 0, 0, 0, 0)),
-            (2019, county, "sed", "N", (1, 0, 0, 0, 0)),
-        ]
-    expected = spark.createDataFrame(
-        [_mart_row(*row) for row in rows],
-        "cohort_year int, geography_level string, county_code string, group_dimension string, group_value string, "
-        "n_graduates long, n_enrolled_within_1yr long, enrollment_rate double, n_enrolled_ccc long, "
-        "n_enrolled_csu long, n_enrolled_uc long",
+    assert tuple(result.columns) == measures.columns
+    expected = expected_pathways(measures, config.pathways.award_level_order)
+    actual = {tuple(row[k] for k in MART_KEYS): row.asDict() for row in result.collect()}
+    assert set(actual) == set(expected)
+    for key, values in expected.items():
+        got = {column: actual[key][column] for column in values}
+        assert got == values, key
+    statewide = actual[2020, "state", "00", None, "all", "ALL"]  # the worked example, spelled out
+    assert (statewide["n_graduates"], statewide["n_enrolled_within_1yr"], statewide["n_enrolled_ever"]) == (5, 3, 4)
+    assert (
+        statewide["n_completed"],
+        statewide["n_completed_certificate"],
+        statewide["median_months_to_completion"],
+    ) == (
+        4,
+        2,
+        15.5,
     )
-    assert_df_equality(result, expected, ignore_row_order=True, ignore_nullable=True)
+    assert (statewide["n_observed_yr1"], statewide["n_employed_yr1"], statewide["share_employed_yr1"]) == (3, 2, 0.6667)
+    assert statewide["earnings_median_yr1"] == whole_dollars(
+        (real(1000, 2022) + real(2000, 2023) + real(3000, 2021)) / 2
+    )
+    assert statewide["earnings_median_yr3"] == whole_dollars(real(5000, 2023))
+    assert statewide["earnings_median_yr5"] is None and statewide["share_employed_yr5"] is None
+
+
+def test_wage_years_without_cpi_are_named(spark: SparkSession, gold_config: GoldConfig) -> None:
+    wages = spark.createDataFrame([("a", 2009, 1), ("a", 2020, 2)], "person_id string, year int, quarter int")
+    assert missing_cpi_years(wages, gold_config) == [2009]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -482,8 +598,8 @@ def test_build_gold_writes_every_table_with_its_grain(
 ) -> None:
     isolated, counts = built_gold
     assert set(counts) == set(gold_tables(isolated))
-    assert len(GOLD_TABLES) == len(FACTS) + 2
-    for table in (isolated.table("gold", name) for name in ("dim_person", FACTS[0].name, GOLD_TABLES[-1])):
+    assert len(GOLD_TABLES) == len(FACTS) + 5  # four dimensions and the pathways mart
+    for table in gold_tables(isolated):
         assert table_comment(spark, table).startswith("Grain: one row per "), table
     figures = []
     for spec in FACTS:  # every source row lands in its fact, once, with a person_id (grains are group-by keys)
@@ -524,11 +640,46 @@ def test_build_gold_dim_person_wages_and_mart(spark: SparkSession, built_gold: t
         "person_id", "wages", "n_source_rows"
     )
     assert [tuple(r) for r in wages.collect()] == [("p2", Decimal("5250.00"), 2)]
-    mart = spark.read.table(isolated.table("gold", "mart_hs_college_enrollment"))
+    mart = spark.read.table(isolated.table("gold", "mart_student_pathways"))
     statewide = mart.where("cohort_year = 2020 AND county_code = '00' AND group_dimension = 'all'").first()
     assert statewide is not None
     assert (statewide["n_graduates"], statewide["n_enrolled_within_1yr"], statewide["n_enrolled_ccc"]) == (2, 2, 1)
+    # p1's AA (2022-06-01) and p2's BS (2024-06-10) are within eight years of their 2020 diplomas
+    assert (statewide["n_completed"], statewide["n_completed_associate"], statewide["n_completed_bachelor"]) == (
+        2,
+        1,
+        1,
+    )
     assert mart.select(*MART_KEYS).distinct().count() == mart.count()
+    districts = mart.where("cohort_year = 2020 AND geography_level = 'district' AND group_dimension = 'all'")
+    assert sorted((r["district_code"], r["n_graduates"]) for r in districts.collect()) == [("D19", 1), ("D37", 1)]
+
+
+def test_build_gold_dimensions(spark: SparkSession, built_gold: tuple[Settings, dict[str, int]]) -> None:
+    isolated, _counts = built_gold
+    institutions = spark.read.table(isolated.table("gold", "dim_institution"))
+    seen = {(r["sector"], r["institution_code"]): r for r in institutions.where("first_year IS NOT NULL").collect()}
+    assert set(seen) == {("K12", "1900001"), ("K12", "3700002"), ("K12", "1900003"), ("CCC", "C01"), ("CSU", "S07"),
+                         ("UC", "U03")}  # fmt: skip
+    school = seen["K12", "1900001"]
+    assert (school["district_code"], school["county_code"], school["first_year"], school["last_year"]) == (
+        "D19", "19", 2019, 2020,
+    )  # fmt: skip
+    assert not school["is_in_reference"]  # invented codes: in the facts, not in the directory
+    listed = institutions.where("is_in_reference AND institution_name IS NOT NULL").count()
+    assert listed > 1000  # every school and college of the reference directory has a row
+    assert institutions.select("sector", "institution_code").distinct().count() == institutions.count()
+    programs = spark.read.table(isolated.table("gold", "dim_program"))
+    top = programs.where("classification = 'TOP' AND program_code = '170100'").first()
+    assert top is not None and (top["segments"], top["award_levels"], top["n_awards"]) == (["CCC"], ["associate"], 1)
+    assert programs.select("classification", "program_code").distinct().count() == programs.count()
+    geography = spark.read.table(isolated.table("gold", "dim_geography"))
+    state = geography.where("geography_level = 'state'").collect()
+    assert [(r["county_code"], r["geography_name"]) for r in state] == [("00", "California")]
+    assert (
+        geography.where("geography_level = 'county' AND county_code = '19'").first()["geography_name"] == "Los Angeles"
+    )
+    assert geography.where("geography_level = 'district' AND district_code = 'D19'").count() == 1
 
 
 def test_gold_has_no_pii_columns(

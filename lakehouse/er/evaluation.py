@@ -17,8 +17,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.config import Settings
-from lakehouse.er.schema import METRIC_COMMENTS, with_column_comments
-from lakehouse.tables import table_exists, write_table
+from lakehouse.er.schema import METRIC_COMMENTS
+from lakehouse.tables import table_exists, with_column_comments, write_table
 
 logger = logging.getLogger(__name__)
 

@@ -49,11 +49,10 @@ from lakehouse.er.schema import (
     PAIR_COMMENTS,
     SCORED_PAIR_COMMENTS,
     SPLIT_COMMENTS,
-    with_column_comments,
 )
 from lakehouse.er.scoring import weight_column, with_match_weight
 from lakehouse.er.training import session_flag, train_model, with_session_flags
-from lakehouse.tables import table_exists, write_table
+from lakehouse.tables import table_exists, with_column_comments, write_table
 
 logger = logging.getLogger(__name__)
 

@@ -2,23 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
-
-
-def with_column_comments(df: DataFrame, comments: Mapping[str, str]) -> DataFrame:
-    """The same columns, each named in `comments` carrying its comment in the schema metadata.
-
-    Delta keeps the metadata with the schema, so the catalog shows the comments without one ALTER TABLE
-    commit per column, and an overwrite does not lose them.
-    """
-    return df.select(
-        *[F.col(c).alias(c, metadata={"comment": comments[c]}) if c in comments else F.col(c) for c in df.columns]
-    )
-
-
 PAIR_COMMENTS = {
     "record_id_l": "smaller record_id of the pair (silver.person_records)",
     "record_id_r": "larger record_id of the pair",

@@ -12,14 +12,29 @@ from pyspark.sql import functions as F
 
 from lakehouse.config import Settings
 from lakehouse.gold.config import GoldConfig, load_gold_config
+from lakehouse.gold.dimensions import (
+    DIM_GEOGRAPHY,
+    DIM_GEOGRAPHY_COLUMNS,
+    DIM_GEOGRAPHY_COMMENT,
+    DIM_INSTITUTION,
+    DIM_INSTITUTION_COLUMNS,
+    DIM_INSTITUTION_COMMENT,
+    DIM_PROGRAM,
+    DIM_PROGRAM_COLUMNS,
+    DIM_PROGRAM_COMMENT,
+    dim_geography,
+    dim_institution,
+    dim_program,
+)
 from lakehouse.gold.facts import FACTS, build_fact
 from lakehouse.gold.linking import check_all_linked
 from lakehouse.gold.marts import (
-    HS_COLLEGE_ENROLLMENT_COLUMNS,
-    HS_COLLEGE_ENROLLMENT_COMMENT,
-    MART_HS_COLLEGE_ENROLLMENT,
     MART_KEYS,
-    hs_college_enrollment,
+    MART_STUDENT_PATHWAYS,
+    STUDENT_PATHWAYS_COMMENT,
+    PathwaysMeasures,
+    missing_cpi_years,
+    student_pathways,
 )
 from lakehouse.gold.person import (
     DIM_PERSON_COLUMNS,
@@ -35,7 +50,9 @@ logger = logging.getLogger(__name__)
 
 DIM_PERSON = "dim_person"
 
-GOLD_TABLES: tuple[str, ...] = (DIM_PERSON, *(spec.name for spec in FACTS), MART_HS_COLLEGE_ENROLLMENT)
+DIMENSIONS: tuple[str, ...] = (DIM_PERSON, DIM_INSTITUTION, DIM_PROGRAM, DIM_GEOGRAPHY)
+MARTS: tuple[str, ...] = (MART_STUDENT_PATHWAYS,)
+GOLD_TABLES: tuple[str, ...] = (*DIMENSIONS, *(spec.name for spec in FACTS), *MARTS)
 """Every table build_gold writes, without the database (settings.table("gold", name) qualifies it)."""
 
 GOLD_FEEDS: tuple[str, ...] = tuple(sorted({feed for spec in FACTS for feed in spec.feeds}))
@@ -54,19 +71,6 @@ def read_silver_feeds(spark: SparkSession, settings: Settings) -> dict[str, Data
     if missing:
         raise ValueError(f"gold needs silver tables that do not exist: {', '.join(missing)}")
     return {feed: spark.read.table(table) for feed, table in tables.items()}
-
-
-def with_column_comments(df: DataFrame, comments: Mapping[str, str]) -> DataFrame:
-    """Set each column's comment in the schema metadata, so the table write stores it in the same commit.
-
-    (One ALTER TABLE per column, as `write_table(column_comments=...)` does, costs a Delta commit each.)
-    """
-    unknown = set(comments) - set(df.columns)
-    if unknown:
-        raise ValueError(f"comments name columns that do not exist: {', '.join(sorted(unknown))}")
-    return df.withColumns(
-        {name: F.col(name).alias(name, metadata={"comment": text}) for name, text in comments.items()}
-    )
 
 
 @dataclass(frozen=True)
@@ -96,9 +100,10 @@ def write_gold_table(
     metrics = [F.count(F.lit(1)).alias("rows")]
     metrics += [F.count_if(F.col(c).isNull()).alias(f"null:{c}") for c in count_nulls]
     write_table(
-        with_column_comments(df, column_comments).observe(observed, *metrics),
+        df.observe(observed, *metrics),
         table,
         mode="overwrite",
+        column_comments=column_comments,
         partition_by=partition_by,
         comment=comment,
     )
@@ -129,7 +134,7 @@ def build_gold(spark: SparkSession, settings: Settings, *, config: GoldConfig | 
         fact = build_fact(spec, silver, crosswalk, config)
         table = settings.table("gold", spec.name)
         written = write_gold_table(
-            fact,
+            laid_out(fact, spec.partition_by, spec.sort_by),
             table,
             comment=spec.comment(),
             column_comments=spec.column_comments(),
@@ -156,21 +161,63 @@ def build_gold(spark: SparkSession, settings: Settings, *, config: GoldConfig | 
         dim_person(records, sed, config.person), table, comment=DIM_PERSON_COMMENT, column_comments=DIM_PERSON_COLUMNS
     ).rows
 
-    mart = hs_college_enrollment(
+    def write_dimension(df: DataFrame, name: str, comment: str, columns: Mapping[str, str]) -> None:
+        table = settings.table("gold", name)
+        counts[table] = write_gold_table(df.coalesce(1), table, comment=comment, column_comments=columns).rows
+
+    institutions = dim_institution(
+        spark,
+        k12_enrollment=gold("fact_k12_enrollment"),
+        k12_graduation=gold("fact_k12_graduation"),
+        k12_assessment=gold("fact_k12_assessment"),
+        postsecondary_enrollment=gold("fact_postsecondary_enrollment"),
+        postsecondary_awards=gold("fact_postsecondary_award"),
+    )
+    write_dimension(institutions, DIM_INSTITUTION, DIM_INSTITUTION_COMMENT, DIM_INSTITUTION_COLUMNS)
+    programs = dim_program(spark, gold("fact_postsecondary_award"))
+    write_dimension(programs, DIM_PROGRAM, DIM_PROGRAM_COMMENT, DIM_PROGRAM_COLUMNS)
+    geography = dim_geography(spark, gold(DIM_INSTITUTION), config.student_groups)
+    write_dimension(geography, DIM_GEOGRAPHY, DIM_GEOGRAPHY_COMMENT, DIM_GEOGRAPHY_COLUMNS)
+
+    wages = gold("fact_quarterly_wages")
+    missing = missing_cpi_years(wages, config)
+    if missing:
+        raise ValueError(
+            f"fact_quarterly_wages has wages of {', '.join(map(str, missing))}, which conf/gold.yaml earnings.cpi "
+            "does not list; add the CPI of those years"
+        )
+    mart = student_pathways(
         graduation=gold("fact_k12_graduation"),
         persons=gold(DIM_PERSON),
         k12_enrollment=gold("fact_k12_enrollment"),
         program_participation=gold("fact_program_participation"),
         postsecondary_enrollment=gold("fact_postsecondary_enrollment"),
+        postsecondary_awards=gold("fact_postsecondary_award"),
+        wages=wages,
         config=config,
     )
-    ordered = mart.repartition("cohort_year").sortWithinPartitions(*MART_KEYS)
-    table = settings.table("gold", MART_HS_COLLEGE_ENROLLMENT)
+    table = settings.table("gold", MART_STUDENT_PATHWAYS)
     counts[table] = write_gold_table(
-        ordered,
+        mart_layout(mart),
         table,
-        comment=HS_COLLEGE_ENROLLMENT_COMMENT,
-        column_comments=HS_COLLEGE_ENROLLMENT_COLUMNS,
+        comment=STUDENT_PATHWAYS_COMMENT,
+        column_comments=PathwaysMeasures.from_config(config).comments,
         partition_by=("cohort_year",),
     ).rows
     return counts
+
+
+def laid_out(df: DataFrame, partition_by: Sequence[str], sort_by: Sequence[str]) -> DataFrame:
+    """`df` arranged as BI reads it: one file per value of the partition columns (no small files from every
+    task writing to every partition), and rows sorted by `sort_by` within it, so a filter on those columns
+    reads a contiguous range (Parquet min/max statistics skip the rest). Unchanged without either."""
+    if partition_by:
+        df = df.repartition(*partition_by)
+    if partition_by or sort_by:
+        df = df.sortWithinPartitions(*partition_by, *sort_by)
+    return df
+
+
+def mart_layout(mart: DataFrame) -> DataFrame:
+    """A mart as BI reads it: partitioned by cohort year, sorted by geography and group."""
+    return laid_out(mart, ("cohort_year",), MART_KEYS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
@@ -13,7 +14,7 @@ TERM_CODE_PATTERN = r"^([0-9]{4})([A-Z]{2})$"
 """A postsecondary term_code: four-digit calendar year and a two-letter term, e.g. 2019FA."""
 
 
-def lookup(key: Column, mapping: Mapping[str, str | int | bool], default: Column | None = None) -> Column:
+def lookup(key: Column, mapping: Mapping[Any, str | int | float | bool], default: Column | None = None) -> Column:
     """The value `mapping` gives `key`; `default` (null if not given) for a null or unlisted key."""
     fallback = default if default is not None else F.lit(None)
     if not mapping:

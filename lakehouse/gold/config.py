@@ -58,13 +58,39 @@ class PostsecondaryRules:
 
 
 @dataclass(frozen=True)
-class CollegeEnrollmentRules:
-    """Cohort and outcome window of mart_hs_college_enrollment."""
+class PathwaysRules:
+    """Cohorts and outcome windows of mart_student_pathways."""
 
     graduate_completion_types: tuple[str, ...]
+    award_level_order: tuple[str, ...]
     graduation_month: int = 6
     graduation_day: int = 15
     enrollment_window_months: int = 12
+    ever_enrolled_window_months: int = 96
+    completion_window_months: int = 96
+
+    def level_rank(self, level: str) -> int:
+        """Position of `level` in award_level_order (0 = lowest)."""
+        return self.award_level_order.index(level)
+
+
+@dataclass(frozen=True)
+class EarningsRules:
+    """Which years after an award are measured, and the price index that restates wages in constant dollars."""
+
+    years_after_award: tuple[int, ...]
+    constant_dollar_year: int
+    cpi: dict[str, float]
+
+    def cpi_by_year(self) -> dict[int, float]:
+        """The CPI series with integer years (the YAML keys are checked to be years)."""
+        return {int(year): value for year, value in self.cpi.items()}
+
+    def deflators(self) -> dict[int, float]:
+        """Calendar year -> factor that restates that year's dollars in constant_dollar_year dollars."""
+        series = self.cpi_by_year()
+        base = series[self.constant_dollar_year]
+        return {year: base / value for year, value in series.items()}
 
 
 @dataclass(frozen=True)
@@ -103,7 +129,8 @@ class GoldConfig:
 
     person: PersonRules
     postsecondary: PostsecondaryRules
-    hs_college_enrollment: CollegeEnrollmentRules
+    pathways: PathwaysRules
+    earnings: EarningsRules
     student_groups: StudentGroups
     suppression: SuppressionRules = field(default_factory=SuppressionRules)
 
@@ -145,12 +172,8 @@ def check_gold_config(config: GoldConfig, source: str) -> None:
         if not _TERM_PATTERN.match(term):
             raise ConfigError(f"{source}: key 'postsecondary.terms.{term}' must be two upper-case letters")
         _check_month_day(definition.start_month, definition.start_day, source, f"postsecondary.terms.{term}")
-    rules = config.hs_college_enrollment
-    if not rules.graduate_completion_types:
-        raise ConfigError(f"{source}: key 'hs_college_enrollment.graduate_completion_types' must not be empty")
-    _check_month_day(rules.graduation_month, rules.graduation_day, source, "hs_college_enrollment.graduation_month")
-    if rules.enrollment_window_months < 1:
-        raise ConfigError(f"{source}: key 'hs_college_enrollment.enrollment_window_months' must be at least 1")
+    _check_pathways(config, source)
+    _check_earnings(config.earnings, source)
     groups = config.student_groups
     names = [d.name for d in groups.dimensions]
     if len(set(names)) != len(names) or groups.all_dimension in names:
@@ -166,6 +189,44 @@ def check_gold_config(config: GoldConfig, source: str) -> None:
             )
     if config.suppression.max_iterations < 1:
         raise ConfigError(f"{source}: key 'suppression.max_iterations' must be at least 1")
+
+
+def _check_pathways(config: GoldConfig, source: str) -> None:
+    rules = config.pathways
+    if not rules.graduate_completion_types:
+        raise ConfigError(f"{source}: key 'pathways.graduate_completion_types' must not be empty")
+    _check_month_day(rules.graduation_month, rules.graduation_day, source, "pathways.graduation_month")
+    windows = ("enrollment_window_months", "ever_enrolled_window_months", "completion_window_months")
+    for window in windows:
+        if getattr(rules, window) < 1:
+            raise ConfigError(f"{source}: key 'pathways.{window}' must be at least 1")
+    if rules.ever_enrolled_window_months < rules.enrollment_window_months:
+        raise ConfigError(
+            f"{source}: key 'pathways.ever_enrolled_window_months' must be at least enrollment_window_months"
+        )
+    levels = set(config.postsecondary.award_levels.values())
+    order = rules.award_level_order
+    if len(set(order)) != len(order) or not levels <= set(order):
+        raise ConfigError(
+            f"{source}: key 'pathways.award_level_order' must list every level of postsecondary.award_levels "
+            f"once ({', '.join(sorted(levels))}), got {', '.join(order)}"
+        )
+
+
+def _check_earnings(rules: EarningsRules, source: str) -> None:
+    years = rules.years_after_award
+    if not years or len(set(years)) != len(years) or min(years) < 1:
+        raise ConfigError(f"{source}: key 'earnings.years_after_award' must list distinct years of at least 1")
+    for year, value in rules.cpi.items():
+        if not re.fullmatch(r"\d{4}", year):
+            raise ConfigError(f"{source}: key 'earnings.cpi.{year}' must be a 4-digit calendar year")
+        if value <= 0:
+            raise ConfigError(f"{source}: key 'earnings.cpi.{year}' must be positive, got {value}")
+    if str(rules.constant_dollar_year) not in rules.cpi:
+        raise ConfigError(
+            f"{source}: key 'earnings.constant_dollar_year' is {rules.constant_dollar_year}, "
+            "a year earnings.cpi does not list"
+        )
 
 
 def _allowed(settings: Settings, partner: str, feed: str, column: str) -> tuple[str, ...]:
@@ -189,10 +250,10 @@ def check_against_feeds(config: GoldConfig, settings: Settings, source: str) -> 
                 f"{source}: key 'person.sed_programs[{i}]' is {program!r} (known: {', '.join(sorted(programs))})"
             )
     completions = _allowed(settings, "cde", "k12_graduation", "completion_type")
-    for i, completion in enumerate(config.hs_college_enrollment.graduate_completion_types):
+    for i, completion in enumerate(config.pathways.graduate_completion_types):
         if completions and completion not in completions:
             raise ConfigError(
-                f"{source}: key 'hs_college_enrollment.graduate_completion_types[{i}]' is {completion!r}, "
+                f"{source}: key 'pathways.graduate_completion_types[{i}]' is {completion!r}, "
                 f"not an allowed completion_type of cde_k12_graduation ({', '.join(completions)})"
             )
     for partner, feed, column in (

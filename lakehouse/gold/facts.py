@@ -67,6 +67,10 @@ class FactSpec:
     derived: tuple[FactColumn, ...] = ()
     derive: Callable[[DataFrame, GoldConfig], DataFrame] | None = None
     partition_by: tuple[str, ...] = ()
+    """Partition columns of the table (a year, so a dashboard's year filter reads one folder)."""
+    sort_by: tuple[str, ...] = ()
+    """Order of rows within each file (geography and institution first), so Parquet min/max statistics let a
+    filter on them skip row groups."""
     expect_not_null: tuple[str, ...] = ()
     """Derived columns a null in which means conf/gold.yaml could not interpret a source value (logged)."""
 
@@ -176,6 +180,8 @@ _COUNTY = "2-digit county code"
 
 FACT_K12_ENROLLMENT = FactSpec(
     name="fact_k12_enrollment",
+    partition_by=("school_year",),
+    sort_by=("county_code", "district_code", "school_code"),
     grain="one row per person per school year per school",
     description="K-12 fall-census enrollment.",
     sources=(
@@ -208,6 +214,8 @@ FACT_K12_ENROLLMENT = FactSpec(
 
 FACT_K12_GRADUATION = FactSpec(
     name="fact_k12_graduation",
+    partition_by=("school_year",),
+    sort_by=("county_code", "district_code", "school_code"),
     grain="one row per person per school year per school per completion type",
     description="High-school completions (diplomas, CHSPE, GED, adult-school).",
     sources=(
@@ -238,6 +246,8 @@ FACT_K12_GRADUATION = FactSpec(
 
 FACT_K12_ASSESSMENT = FactSpec(
     name="fact_k12_assessment",
+    partition_by=("school_year",),
+    sort_by=("school_code", "subject"),
     grain="one row per person per school year per tested subject",
     description="Statewide assessment results (grades 3-8 and 11).",
     sources=(
@@ -261,6 +271,8 @@ FACT_K12_ASSESSMENT = FactSpec(
 
 FACT_POSTSECONDARY_ENROLLMENT = FactSpec(
     name="fact_postsecondary_enrollment",
+    partition_by=("academic_year",),
+    sort_by=("segment", "institution_code", "term_code"),
     grain="one row per person per segment per institution per term",
     description="Term enrollment at community colleges (CCC), CSU and UC campuses, unioned.",
     sources=(
@@ -303,6 +315,8 @@ FACT_POSTSECONDARY_ENROLLMENT = FactSpec(
 
 FACT_POSTSECONDARY_AWARD = FactSpec(
     name="fact_postsecondary_award",
+    partition_by=("academic_year",),
+    sort_by=("segment", "institution_code", "award_level"),
     grain="one row per person per segment per institution per award type per award date",
     description="Certificates and degrees: CCC awards, CSU and UC degrees, unioned.",
     sources=(
@@ -357,6 +371,8 @@ FACT_POSTSECONDARY_AWARD = FactSpec(
 
 FACT_FINANCIAL_AID_APPLICATION = FactSpec(
     name="fact_financial_aid_application",
+    partition_by=("award_year",),
+    sort_by=("application_type",),
     grain="one row per person per award year per application type",
     description="FAFSA and California Dream Act (CADAA) applications.",
     sources=(
@@ -375,6 +391,8 @@ FACT_FINANCIAL_AID_APPLICATION = FactSpec(
 
 FACT_FINANCIAL_AID_AWARD = FactSpec(
     name="fact_financial_aid_award",
+    partition_by=("award_year",),
+    sort_by=("grant_type", "institution_code"),
     grain="one row per person per award year per grant type per institution",
     description="Cal Grant awards; amounts of awards sharing a grain are added.",
     sources=(
@@ -435,6 +453,7 @@ FACT_PROGRAM_PARTICIPATION = FactSpec(
 
 FACT_QUARTERLY_WAGES = FactSpec(
     name="fact_quarterly_wages",
+    sort_by=("quarter", "employer_id"),
     grain="one row per person per employer per calendar quarter",
     description="Unemployment-insurance base wages; wages of rows sharing a grain are added.",
     sources=(FactSource("edd_ui_wages", {c: c for c in ("employer_id", "year", "quarter", "naics", "wages")}),),

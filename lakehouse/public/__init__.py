@@ -1,6 +1,6 @@
 """Public zone: gold marts aggregated for everyone, with small-cell and complementary suppression."""
 
-from lakehouse.public.build import PUBLIC_TABLES, build_public, hs_college_enrollment_spec, public_tables
+from lakehouse.public.build import PUBLIC_TABLES, build_public, public_tables, student_pathways_spec
 from lakehouse.public.suppression import SuppressionError, SuppressionSpec, suppress
 
 __all__ = [
@@ -8,7 +8,7 @@ __all__ = [
     "SuppressionError",
     "SuppressionSpec",
     "build_public",
-    "hs_college_enrollment_spec",
     "public_tables",
+    "student_pathways_spec",
     "suppress",
 ]

@@ -1,18 +1,21 @@
 """Small-cell suppression of a mart, as distributed DataFrame transforms.
 
 A mart row is identified by its table keys (e.g. cohort_year), a geography (counties plus one statewide
-row) and a student group (a dimension and a value; the all-students row has its own dimension). Each count
-column of a row is one cell. Cells sum in two kinds of sets, each with a total cell:
+row, and optionally districts within each county) and a student group (a dimension and a value; the
+all-students row has its own dimension). Each count column of a row is one cell. Cells sum in two kinds
+of sets, each with a total cell:
 
 - group sets: the cells of one dimension in one table and geography sum to the all-students cell there;
-- geography sets: the county cells of one table and group sum to the statewide cell of that group.
+- geography sets: the county cells of one table and group sum to the statewide cell of that group, and
+  the district cells of a county sum to that county's cell.
 
 Primary suppression hides every count under the threshold (zeros too unless `suppress_zeros` is off).
 Complementary suppression then repeats until stable: in every set with exactly one hidden cell (a member
 or the total), the smallest visible nonzero member is hidden too (the total if no member is left), so no
 hidden cell equals a visible total minus visible cells. Each pass is one DataFrame job whose result is
 checkpointed; the loop is bounded and fails rather than publish an unstable table. Rates are hidden when
-their numerator or denominator is. Suppressed values are null and every count and rate has a
+their numerator or denominator is, and statistics (medians, quartiles) when the count of the people they
+summarize is. Suppressed values are null and every count and rate has a
 `suppression_<column>` column ('primary' | 'complementary' | null); no row is ever dropped.
 """
 
@@ -48,8 +51,11 @@ class SuppressionSpec:
     Attributes:
         counts: additive count columns (one cell each per row).
         rates: rate column -> (numerator count, denominator count).
+        statistics: statistic column (median, quartile) -> the count of the people it summarizes.
         table_keys: columns of independent tables (nothing sums across them), e.g. ("cohort_year",).
         geography_column: column of the geography; `statewide_value` marks the statewide rows.
+        subgeography_column: optional column of a geography within `geography_column` (districts within
+            counties): null on state and county rows, set on rows whose cells sum to their county's.
         dimension_column / value_column: the student group of a row; `all_dimension` marks all-students rows.
         dimensions: every group dimension whose groups sum to the all-students row.
         min_cell_size: counts under this are hidden.
@@ -60,8 +66,10 @@ class SuppressionSpec:
     counts: tuple[str, ...]
     rates: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     table_keys: tuple[str, ...] = ("cohort_year",)
+    statistics: Mapping[str, str] = field(default_factory=dict)
     geography_column: str = "county_code"
     statewide_value: str = "00"
+    subgeography_column: str | None = None
     dimension_column: str = "group_dimension"
     value_column: str = "group_value"
     all_dimension: str = "all"
@@ -80,11 +88,22 @@ class SuppressionSpec:
         for rate, (numerator, denominator) in self.rates.items():
             if numerator not in self.counts or denominator not in self.counts:
                 raise ValueError(f"rate {rate} must divide two count columns, got {numerator} / {denominator}")
+        for statistic, count in self.statistics.items():
+            if count not in self.counts:
+                raise ValueError(f"statistic {statistic} must summarize a count column, got {count}")
 
     @property
     def key_columns(self) -> tuple[str, ...]:
         """Columns that identify one row of the mart."""
-        return (*self.table_keys, self.geography_column, self.dimension_column, self.value_column)
+        geography = (
+            (self.geography_column,)
+            if self.subgeography_column is None
+            else (
+                self.geography_column,
+                self.subgeography_column,
+            )
+        )
+        return (*self.table_keys, *geography, self.dimension_column, self.value_column)
 
 
 def _json(*columns: Column) -> Column:
@@ -124,12 +143,15 @@ def set_memberships(cells: DataFrame, spec: SuppressionSpec) -> DataFrame:
     table = [F.col(c) for c in spec.table_keys]
     dimension, geography = F.col(spec.dimension_column), F.col(spec.geography_column)
 
-    def group_set(name: Column) -> Column:
-        return F.concat_ws("#", measure, _json(F.lit("group").alias("kind"), *table, geography, name.alias("dim")))
+    place = [F.col(c) for c in spec.key_columns if c not in (spec.dimension_column, spec.value_column)]
 
-    geography_set = F.concat_ws(
-        "#", measure, _json(F.lit("geography").alias("kind"), *table, dimension, F.col(spec.value_column))
-    )
+    def group_set(name: Column) -> Column:
+        return F.concat_ws("#", measure, _json(F.lit("group").alias("kind"), *place, name.alias("dim")))
+
+    def geography_set(parent: Column) -> Column:
+        group = [dimension, F.col(spec.value_column)]
+        return F.concat_ws("#", measure, _json(F.lit("geography").alias("kind"), *table, *group, parent.alias("in")))
+
     as_total = [
         F.struct(group_set(F.lit(name)).alias("set_id"), F.lit(True).alias("is_total")) for name in spec.dimensions
     ]
@@ -138,9 +160,21 @@ def set_memberships(cells: DataFrame, spec: SuppressionSpec) -> DataFrame:
     groups = F.when(dimension == F.lit(spec.all_dimension), total_of_groups).otherwise(
         member_of_group.cast(_MEMBERSHIP_TYPE)
     )
-    geographies = F.array(
-        F.struct(geography_set.alias("set_id"), (geography == F.lit(spec.statewide_value)).alias("is_total"))
-    ).cast(_MEMBERSHIP_TYPE)
+    # A row is a member of the set of its parent geography (a county's parent is the state, a district's its
+    # county) and the total of the set of its own geography (the state of the counties, a county of its
+    # districts); the statewide row is no member, a district row no total.
+    is_state = geography == F.lit(spec.statewide_value)
+    sub = F.col(spec.subgeography_column) if spec.subgeography_column else F.lit(None).cast("string")
+    member_of = F.when(sub.isNotNull(), geography).when(~is_state, F.lit(spec.statewide_value))
+    total_of = F.when(sub.isNull(), geography)
+    geographies = F.filter(
+        F.array(
+            F.struct(geography_set(member_of).alias("set_id"), F.lit(False).alias("is_total"), member_of.alias("_p")),
+            F.struct(geography_set(total_of).alias("set_id"), F.lit(True).alias("is_total"), total_of.alias("_p")),
+        ),
+        lambda s: s["_p"].isNotNull(),
+    )
+    geographies = F.transform(geographies, lambda s: F.struct(s["set_id"], s["is_total"])).cast(_MEMBERSHIP_TYPE)
     return cells.select(
         "cell_id",
         "value",
@@ -209,12 +243,13 @@ def _stronger(reasons: list[Column]) -> Column:
 
 
 def suppress(mart: DataFrame, spec: SuppressionSpec) -> DataFrame:
-    """The mart with suppressed counts and rates set to null; grain unchanged (one row per mart row).
+    """The mart with suppressed counts, rates and statistics set to null; grain unchanged (one row per mart row).
 
-    Adds `suppression_<column>` ('primary' | 'complementary' | null) for every count and rate, is_suppressed
+    Adds `suppression_<column>` ('primary' | 'complementary' | null) for every count, rate and statistic,
+    is_suppressed
     (any value of the row hidden) and suppression_reason (the row's strongest reason).
     """
-    missing = [c for c in (*spec.key_columns, *spec.counts, *spec.rates) if c not in mart.columns]
+    missing = [c for c in (*spec.key_columns, *spec.counts, *spec.rates, *spec.statistics) if c not in mart.columns]
     if missing:
         raise ValueError(f"mart lacks columns the suppression spec names: {', '.join(missing)}")
     keyed = with_row_id(mart, spec)
@@ -241,6 +276,9 @@ def suppress(mart: DataFrame, spec: SuppressionSpec) -> DataFrame:
     for rate, (numerator, denominator) in spec.rates.items():
         reasons[rate] = _stronger([reasons[numerator], reasons[denominator]])
         columns[rate] = F.when(reasons[rate].isNull(), F.col(rate))
+    for statistic, count in spec.statistics.items():
+        reasons[statistic] = reasons[count]
+        columns[statistic] = F.when(reasons[statistic].isNull(), F.col(statistic))
     row_reason = _stronger(list(reasons.values()))
     return public.select(
         *(columns[c].alias(c) if c in columns else F.col(c) for c in mart.columns),

@@ -17,15 +17,14 @@ weight, and a uniform number picks a slot of the group's segment.
 
 from __future__ import annotations
 
-import csv
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
+from lakehouse.reference import read_table
 from lakehouse.synth.draws import double_array, int_array, string_array
 
 NAME_GROUPS = ("HISPANIC", "WHITE", "BLACK", "ASIAN", "FILIPINO", "PACIFIC")
@@ -36,12 +35,6 @@ SEXES = ("F", "M")
 SEGMENTS = ("CCC", "CSU", "UC")
 SCHOOL_LEVELS = ("E", "M", "H")
 WAGE_PROFILES = ("teen", "adult", "ba")
-
-
-def read_table(name: str) -> list[dict[str, str]]:
-    """Rows of lakehouse/data/<name>.csv as dicts (header names as keys)."""
-    text = resources.files("lakehouse").joinpath("data", f"{name}.csv").read_text(encoding="utf-8")
-    return list(csv.DictReader(text.splitlines()))
 
 
 class Table:
