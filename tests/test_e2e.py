@@ -25,11 +25,12 @@ from pyspark.sql import functions as F
 from lakehouse.bi import read_state, serve, stop
 from lakehouse.config import IDENTITY_ROLES, Settings
 from lakehouse.dictionary import DICTIONARY_FILE, data_dictionary
-from lakehouse.gold import GOLD_TABLES
+from lakehouse.gold import GOLD_TABLES, load_gold_config
 from lakehouse.pipeline import STAGES, PipelineResult, run_pipeline
 from lakehouse.session import create_databases
 from lakehouse.synth import generate
 from tests.conftest import isolated
+from tests.suppression_audit import recoverable_cells
 
 pytestmark = pytest.mark.e2e
 
@@ -182,6 +183,10 @@ def test_public_cells_are_suppressed(spark: SparkSession, e2e: tuple[Settings, P
             small = df.where(F.col(column).isNotNull() & (F.col(column) > 0) & (F.col(column) < threshold))
             assert small.count() == 0, f"{table}.{column} shows a count under {threshold}"
         assert df.where(F.col("is_suppressed")).count() > 0, f"{table}: a small sample must suppress something"
+        rows = [row.asDict() for row in df.collect()]
+        dimensions = load_gold_config(settings=settings).student_groups.dimension_names()
+        for column in count_columns:  # an audit independent of the suppression code
+            assert recoverable_cells(rows, column, dimensions) == [], f"{table}.{column}"
 
 
 def test_reingest_is_a_noop(spark: SparkSession, e2e: tuple[Settings, PipelineResult]) -> None:

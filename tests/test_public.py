@@ -20,13 +20,13 @@ from lakehouse.gold.marts import MART_KEYS, MART_STUDENT_PATHWAYS, PathwaysMeasu
 from lakehouse.public import PUBLIC_TABLES, SuppressionError, SuppressionSpec, build_public, public_tables, suppress
 from lakehouse.public.build import student_pathways_spec
 from lakehouse.tables import table_comment
+from tests.suppression_audit import recoverable_cells
 
 MART_DDL = "cohort_year int, county_code string, group_dimension string, group_value string, n_graduates long"
 RESULT_DDL = (
     "cohort_year int, county_code string, group_dimension string, group_value string, n_graduates long, "
     "suppression_n_graduates string"
 )
-Cell = tuple[int, str, str, str]  # cohort_year, county_code, group_dimension, group_value
 
 
 def mart(spark: SparkSession, rows: Sequence[tuple[Any, ...]]) -> DataFrame:
@@ -226,35 +226,6 @@ def _repartition(total: int, weights: Sequence[int]) -> list[int]:
     return parts
 
 
-def recoverable_cells(result: Sequence[dict[str, Any]]) -> list[tuple[Cell, str]]:
-    """Hidden cells equal to a visible total minus visible other cells of one of their sets."""
-    value: dict[Cell, int | None] = {}
-    sets: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(lambda: {"total": None, "members": []})
-    for row in result:
-        place = row["district_code"] or row["county_code"]
-        cell = (row["cohort_year"], place, row["group_dimension"], row["group_value"])
-        value[cell] = row["n_graduates"]
-        cohort, _place, dimension, group = cell
-        if row["district_code"] is not None:
-            sets["geography", cohort, row["county_code"], dimension, group]["members"].append(cell)
-        elif row["county_code"] != "00":
-            sets["geography", cohort, "00", dimension, group]["members"].append(cell)
-        if row["district_code"] is None:
-            sets["geography", cohort, row["county_code"], dimension, group]["total"] = cell
-        if dimension == "all":
-            for name in GROUPS:
-                sets["group", cohort, place, name]["total"] = cell
-        else:
-            sets["group", cohort, place, dimension]["members"].append(cell)
-    leaks = []
-    for key, cells in sets.items():
-        everything = [cells["total"], *cells["members"]]
-        hidden = [c for c in everything if c is not None and value[c] is None]
-        if len(hidden) == 1 and cells["total"] is not None and cells["members"]:
-            leaks.append((hidden[0], f"{key}: {len(everything)} cells, one hidden"))
-    return leaks
-
-
 @settings_profile(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=consistent_marts())
 def test_suppression_properties_on_generated_tables(spark: SparkSession, rows: list[Row]) -> None:
@@ -270,7 +241,7 @@ def test_suppression_properties_on_generated_tables(spark: SparkSession, rows: l
         assert (reason == "primary") == (n < 11), (row, n)
         assert (row["n_graduates"] is None) == (reason is not None) == row["is_suppressed"], row
         assert row["n_graduates"] is None or (row["n_graduates"] == n and n >= 11), row
-    assert recoverable_cells(result) == []
+    assert recoverable_cells(result, "n_graduates", tuple(GROUPS)) == []
 
 
 # --------------------------------------------------------------------------------------------------
