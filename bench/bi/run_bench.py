@@ -182,25 +182,31 @@ def render(result: dict[str, Any]) -> str:
 
 
 def build_lakehouse(people: int, seed: int, env: str) -> Path:
-    """The storage root of a lakehouse of `people` people, built by generate + run unless already built."""
+    """The storage root of a lakehouse of `people` people, built by generate + run unless already built.
+
+    Resumable: the stamp file records each finished step (with its time), so an interrupted build starts
+    again at the step it was in; `lakehouse run` itself skips the deliveries bronze already ingested.
+    """
     root = HERE / "work" / f"people-{people}-seed-{seed}"
     stamp = root / "bench-data.json"
-    if stamp.exists():
-        log.info("reusing the lakehouse in %s (%s)", root, stamp.read_text(encoding="utf-8").strip())
-        return root
+    done: dict[str, Any] = json.loads(stamp.read_text(encoding="utf-8")) if stamp.exists() else {}
+    seconds: dict[str, float] = done.get("seconds", {})
     root.mkdir(parents=True, exist_ok=True)
     environment = dict(os.environ, LAKEHOUSE_STORAGE_ROOT=str(root))
     lakehouse = str(Path(sys.executable).parent / "lakehouse")
-    seconds = {}
     for step, command in (
         ("generate", [lakehouse, "generate", "--people", str(people), "--seed", str(seed), "--env", env]),
         ("pipeline", [lakehouse, "run", "--env", env]),
     ):
+        if step in seconds:
+            log.info("lakehouse in %s: %s already done (%.0f s)", root, step, seconds[step])
+            continue
         started = time.perf_counter()
         log.info("building the lakehouse: %s", " ".join(command))
         subprocess.run(command, env=environment, check=True, cwd=REPO)
         seconds[step] = round(time.perf_counter() - started, 1)
-    stamp.write_text(json.dumps({"people": people, "seed": seed, "seconds": seconds}) + "\n", encoding="utf-8")
+        payload = {"people": people, "seed": seed, "seconds": seconds}
+        stamp.write_text(json.dumps(payload) + "\n", encoding="utf-8")
     return root
 
 
