@@ -187,10 +187,6 @@ def with_sed_status(
     )
 
 
-def _months_after(start: Column, months: int) -> Column:
-    return F.add_months(start, months)
-
-
 def with_college_enrollment(cohort: DataFrame, enrollment: DataFrame, rules: PathwaysRules) -> DataFrame:
     """Add is_enrolled_within_1yr, is_enrolled_<segment> (within the one-year window) and is_enrolled_ever
     (within the ever window), booleans, never null; and follow_up_months (to the latest term in the data).
@@ -199,9 +195,9 @@ def with_college_enrollment(cohort: DataFrame, enrollment: DataFrame, rules: Pat
     """
     dates = cohort.select("person_id", "graduation_date")
     start, graduated = F.col("term_start_date"), F.col("graduation_date")
-    within_year = start < _months_after(graduated, rules.enrollment_window_months)
+    within_year = start < F.add_months(graduated, rules.enrollment_window_months)
     terms = enrollment.join(dates, on="person_id", how="inner").where(
-        (start >= graduated) & (start < _months_after(graduated, rules.ever_enrolled_window_months))
+        (start >= graduated) & (start < F.add_months(graduated, rules.ever_enrolled_window_months))
     )
     flags = terms.groupBy("person_id").agg(
         F.max(within_year).alias("_within_year"),
@@ -238,7 +234,7 @@ def with_completion(cohort: DataFrame, awards: DataFrame, rules: PathwaysRules) 
     in_window = (
         awards.where(F.col("award_level").isNotNull())
         .join(dates, on="person_id", how="inner")
-        .where((date >= graduated) & (date < _months_after(graduated, rules.completion_window_months)))
+        .where((date >= graduated) & (date < F.add_months(graduated, rules.completion_window_months)))
     )
     chosen = in_window.groupBy("person_id").agg(
         F.min(F.struct((-rank).alias("neg_rank"), date.alias("date"), F.col("award_level").alias("level"))).alias(
@@ -272,7 +268,7 @@ def with_earnings(cohort: DataFrame, wages: DataFrame, config: GoldConfig) -> Da
     data's coverage is its first and last quarter overall.
     """
     years = config.earnings.years_after_award
-    deflator = lookup(F.col("year"), dict(config.earnings.deflators().items()))
+    deflator = lookup(F.col("year"), config.earnings.deflators())
     award_quarter = quarter_index(F.year("completion_date"), F.quarter("completion_date"))
     completers = cohort.where(F.col("completion_date").isNotNull()).select("person_id", award_quarter.alias("_award_q"))
     quarterly = wages.select(
