@@ -175,6 +175,11 @@ def _spark_home() -> Path:
     return Path(pyspark.__file__).resolve().parent
 
 
+def beeline() -> tuple[Path, dict[str, str]]:
+    """Hive's JDBC command-line client as the installed pyspark ships it, and the environment it runs in."""
+    return _spark_home() / "bin" / "beeline", dict(os.environ, SPARK_HOME=str(_spark_home()))
+
+
 def server_command(settings: Settings, paths: BiPaths, host: str, port: int) -> list[str]:
     """The spark-submit command line of the Thrift server."""
     conf = bi_conf(settings, paths, guarded=True)

@@ -17,12 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pyspark
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.bi import read_state, serve, stop
+from lakehouse.bi import beeline, read_state, serve, stop
 from lakehouse.config import IDENTITY_ROLES, Settings
 from lakehouse.dictionary import DICTIONARY_FILE, data_dictionary
 from lakehouse.gold import GOLD_TABLES, load_gold_config
@@ -223,14 +222,12 @@ def test_gold_opens_in_another_delta_reader(spark: SparkSession, e2e: tuple[Sett
         assert counts[location] == spark.table(table).count(), table
 
 
-BEELINE = Path(pyspark.__file__).resolve().parent / "bin" / "beeline"
-
-
 def _beeline(url: str, statement: str) -> subprocess.CompletedProcess[str]:
     """One statement through beeline, Hive's JDBC client (the driver BI tools use), as CSV without a header."""
+    client, environment = beeline()
     return subprocess.run(
         [
-            str(BEELINE),
+            str(client),
             "-u",
             url,
             "--silent=true",
@@ -244,7 +241,7 @@ def _beeline(url: str, statement: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=180,
         check=False,
-        env=dict(os.environ, SPARK_HOME=str(BEELINE.parent.parent)),
+        env=environment,
     )
 
 

@@ -39,7 +39,7 @@ REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE.parent / "er"))
 from measure import machine_info  # noqa: E402
 
-from lakehouse.bi import read_state, serve, stop  # noqa: E402
+from lakehouse.bi import beeline, read_state, serve, stop  # noqa: E402
 from lakehouse.config import load_settings  # noqa: E402
 
 log = logging.getLogger("bi_bench")
@@ -78,22 +78,17 @@ def parse_queries(text: str) -> list[tuple[str, str]]:
     return queries
 
 
-def beeline_path() -> Path:
-    import pyspark
-
-    return Path(pyspark.__file__).resolve().parent / "bin" / "beeline"
-
-
-def beeline(url: str, script: str, *, timeout_s: float) -> subprocess.CompletedProcess[str]:
+def run_beeline(url: str, script: str, *, timeout_s: float) -> subprocess.CompletedProcess[str]:
     """Run `script` (statements ending in ;) through beeline in one connection; fail on the first error."""
     path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bi-bench-{os.getpid()}.sql"
     path.write_text(script, encoding="utf-8")
+    client, environment = beeline()
     try:
         done = subprocess.run(
-            [str(beeline_path()), "-u", url, "--silent=false", "--outputformat=csv2", "--showHeader=false",
+            [str(client), "-u", url, "--silent=false", "--outputformat=csv2", "--showHeader=false",
              "--nullemptystring=true", "--force=false", "-f", str(path)],
             capture_output=True, text=True, timeout=timeout_s, check=False,
-            env=dict(os.environ, SPARK_HOME=str(beeline_path().parent.parent)),
+            env=environment,
         )  # fmt: skip
     finally:
         path.unlink(missing_ok=True)
@@ -104,7 +99,7 @@ def beeline(url: str, script: str, *, timeout_s: float) -> subprocess.CompletedP
 
 def query_parameters(url: str, databases: dict[str, str]) -> dict[str, Any]:
     """cohort, county, wage_year and people from the lakehouse (see PARAMETERS_QUERY)."""
-    done = beeline(url, PARAMETERS_QUERY.format(**databases).strip() + ";\n", timeout_s=600)
+    done = run_beeline(url, PARAMETERS_QUERY.format(**databases).strip() + ";\n", timeout_s=600)
     rows = [line for line in done.stdout.splitlines() if re.match(r"^[\d\"]", line.strip())]
     cohort, county, wage_year, people = next(csv_row(r) for r in rows if len(csv_row(r)) == 4)
     if not cohort or not county:
@@ -118,7 +113,7 @@ def csv_row(line: str) -> list[str]:
 
 def table_sizes(url: str, gold: str) -> dict[str, int]:
     statements = "".join(f"SELECT '{t}', count(*) FROM {gold}.{t};\n" for t in SIZED_TABLES)
-    done = beeline(url, statements, timeout_s=600)
+    done = run_beeline(url, statements, timeout_s=600)
     sizes = {}
     for line in done.stdout.splitlines():
         cells = csv_row(line)
@@ -133,7 +128,7 @@ def measure(url: str, queries: list[tuple[str, str]], repeats: int) -> tuple[dic
     rounds = repeats + 1
     script = "".join(f"{statement};\n" for _round in range(rounds) for _name, statement in queries)
     started = time.perf_counter()
-    done = beeline(url, script, timeout_s=3600)
+    done = run_beeline(url, script, timeout_s=3600)
     log.info("%d statements in %.1f s (beeline, one connection)", rounds * len(queries), time.perf_counter() - started)
     found = ELAPSED.findall(done.stdout + "\n" + done.stderr)
     if len(found) != rounds * len(queries):

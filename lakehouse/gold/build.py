@@ -30,6 +30,7 @@ from lakehouse.gold.facts import FACTS, build_fact
 from lakehouse.gold.linking import check_all_linked
 from lakehouse.gold.marts import (
     MART_KEYS,
+    MART_PARTITION_BY,
     MART_STUDENT_PATHWAYS,
     STUDENT_PATHWAYS_COMMENT,
     PathwaysMeasures,
@@ -88,9 +89,13 @@ def write_gold_table(
     comment: str,
     column_comments: Mapping[str, str],
     partition_by: Sequence[str] = (),
+    sort_by: Sequence[str] = (),
     count_nulls: Sequence[str] = (),
 ) -> WriteMetrics:
-    """Overwrite `table` with `df`, its table and column comments in place.
+    """Overwrite `table` with `df`, its table and column comments in place, laid out for BI readers: one file
+    per value of the partition columns (no small files from every task writing to every partition) and rows
+    sorted by `sort_by` within it, so a filter on those columns reads a contiguous range (Parquet min/max
+    statistics skip the rest).
 
     Rows, and nulls of the `count_nulls` columns, are counted by an observation during the write itself
     (no second job over the data).
@@ -99,6 +104,10 @@ def write_gold_table(
     observed = Observation(f"metrics of {table}")
     metrics = [F.count(F.lit(1)).alias("rows")]
     metrics += [F.count_if(F.col(c).isNull()).alias(f"null:{c}") for c in count_nulls]
+    if partition_by:
+        df = df.repartition(*partition_by)
+    if partition_by or sort_by:
+        df = df.sortWithinPartitions(*partition_by, *sort_by)
     write_table(
         df.observe(observed, *metrics),
         table,
@@ -134,11 +143,12 @@ def build_gold(spark: SparkSession, settings: Settings, *, config: GoldConfig | 
         fact = build_fact(spec, silver, crosswalk, config)
         table = settings.table("gold", spec.name)
         written = write_gold_table(
-            laid_out(fact, spec.partition_by, spec.sort_by),
+            fact,
             table,
             comment=spec.comment(),
             column_comments=spec.column_comments(),
             partition_by=spec.partition_by,
+            sort_by=spec.sort_by,
             count_nulls=spec.expect_not_null,
         )
         counts[table] = written.rows
@@ -198,26 +208,11 @@ def build_gold(spark: SparkSession, settings: Settings, *, config: GoldConfig | 
     )
     table = settings.table("gold", MART_STUDENT_PATHWAYS)
     counts[table] = write_gold_table(
-        mart_layout(mart),
+        mart,
         table,
         comment=STUDENT_PATHWAYS_COMMENT,
         column_comments=PathwaysMeasures.from_config(config).comments,
-        partition_by=("cohort_year",),
+        partition_by=MART_PARTITION_BY,
+        sort_by=MART_KEYS,
     ).rows
     return counts
-
-
-def laid_out(df: DataFrame, partition_by: Sequence[str], sort_by: Sequence[str]) -> DataFrame:
-    """`df` arranged as BI reads it: one file per value of the partition columns (no small files from every
-    task writing to every partition), and rows sorted by `sort_by` within it, so a filter on those columns
-    reads a contiguous range (Parquet min/max statistics skip the rest). Unchanged without either."""
-    if partition_by:
-        df = df.repartition(*partition_by)
-    if partition_by or sort_by:
-        df = df.sortWithinPartitions(*partition_by, *sort_by)
-    return df
-
-
-def mart_layout(mart: DataFrame) -> DataFrame:
-    """A mart as BI reads it: partitioned by cohort year, sorted by geography and group."""
-    return laid_out(mart, ("cohort_year",), MART_KEYS)

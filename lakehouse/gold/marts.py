@@ -32,6 +32,8 @@ MART_STUDENT_PATHWAYS = "mart_student_pathways"
 
 MART_KEYS = ("cohort_year", "geography_level", "county_code", "district_code", "group_dimension", "group_value")
 """Columns that identify one row of a mart."""
+MART_PARTITION_BY = ("cohort_year",)
+"""Partition column of every mart and public table: dashboards filter by cohort first."""
 
 GEOGRAPHY_LEVELS = ("state", "county", "district")
 SEGMENT_COUNTS = {segment: f"n_enrolled_{segment.lower()}" for segment in SEGMENTS}

@@ -13,9 +13,15 @@ from dataclasses import dataclass
 from pyspark.sql import SparkSession
 
 from lakehouse.config import Settings
-from lakehouse.gold.build import mart_layout, write_gold_table
+from lakehouse.gold.build import write_gold_table
 from lakehouse.gold.config import GoldConfig, load_gold_config
-from lakehouse.gold.marts import MART_STUDENT_PATHWAYS, STUDENT_PATHWAYS_COMMENT, PathwaysMeasures
+from lakehouse.gold.marts import (
+    MART_KEYS,
+    MART_PARTITION_BY,
+    MART_STUDENT_PATHWAYS,
+    STUDENT_PATHWAYS_COMMENT,
+    PathwaysMeasures,
+)
 from lakehouse.public.suppression import SUPPRESSION_PREFIX, SuppressionSpec, suppress
 from lakehouse.tables import table_exists
 
@@ -108,9 +114,10 @@ def build_public(spark: SparkSession, settings: Settings, *, config: GoldConfig 
         spec = public.spec(settings, config)
         table = settings.table("public", public.name)
         counts[table] = write_gold_table(
-            mart_layout(suppress(spark.read.table(source), spec)),
+            suppress(spark.read.table(source), spec),
             table,
-            partition_by=("cohort_year",),
+            partition_by=MART_PARTITION_BY,
+            sort_by=MART_KEYS,
             comment=public_comment(public.comment, spec),
             column_comments=suppressed_column_comments(public.columns(config), spec),
         ).rows

@@ -15,7 +15,7 @@ or the total), the smallest visible nonzero member is hidden too (the total if n
 hidden cell equals a visible total minus visible cells. Each pass is one DataFrame job whose result is
 checkpointed; the loop is bounded and fails rather than publish an unstable table. Rates are hidden when
 their numerator or denominator is, and statistics (medians, quartiles) when the count of the people they
-summarize is. Suppressed values are null and every count and rate has a
+summarize is. Suppressed values are null and every count, rate and statistic has a
 `suppression_<column>` column ('primary' | 'complementary' | null); no row is ever dropped.
 """
 
