@@ -7,8 +7,9 @@ click), then --repeats measured rounds. Latency is what beeline measures per sta
 the last row received, over the network. The endpoint is stopped at the end, also on failure.
 
 With --people N the lakehouse is built first, once, under bench/bi/work/people-<N>-seed-<S>/ (its own storage
-root: `lakehouse generate` and `lakehouse run`, every stage, as subprocesses; a stamp file records that it is
-done, with the time each step took); without it the lakehouse of --env is read as it is (`make run`'s).
+root: `lakehouse generate`, then each stage of `lakehouse run` on its own, as subprocesses; a stamp file records
+each finished step with its time, so an interrupted build resumes); without it the lakehouse of --env is read
+as it is (`make run`'s). At a million people, use --env large (more memory, more shuffle partitions).
 
 The parameters of the queries (a cohort year with its outcomes observed, the county with the most
 graduates, a wage year) are chosen from the data by a first query, so the set runs on any lakehouse.
@@ -176,11 +177,15 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+PIPELINE_STAGES = ("bronze", "silver", "link", "gold", "public")
+
+
 def build_lakehouse(people: int, seed: int, env: str) -> Path:
     """The storage root of a lakehouse of `people` people, built by generate + run unless already built.
 
-    Resumable: the stamp file records each finished step (with its time), so an interrupted build starts
-    again at the step it was in; `lakehouse run` itself skips the deliveries bronze already ingested.
+    Resumable: each step (generate, then every pipeline stage run on its own) is a subprocess, and the stamp
+    file records each finished one with its time, so an interrupted build starts again at the step it was in;
+    bronze itself skips the deliveries it already ingested.
     """
     root = HERE / "work" / f"people-{people}-seed-{seed}"
     stamp = root / "bench-data.json"
@@ -189,18 +194,17 @@ def build_lakehouse(people: int, seed: int, env: str) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     environment = dict(os.environ, LAKEHOUSE_STORAGE_ROOT=str(root))
     lakehouse = str(Path(sys.executable).parent / "lakehouse")
-    for step, command in (
-        ("generate", [lakehouse, "generate", "--people", str(people), "--seed", str(seed), "--env", env]),
-        ("pipeline", [lakehouse, "run", "--env", env]),
-    ):
-        if step in seconds:
-            log.info("lakehouse in %s: %s already done (%.0f s)", root, step, seconds[step])
+    steps = [("generate", [lakehouse, "generate", "--people", str(people), "--seed", str(seed), "--env", env])]
+    steps += [(stage, [lakehouse, "run", "--stages", stage, "--env", env]) for stage in PIPELINE_STAGES]
+    for step, command in steps:
+        if step in seconds or (step in PIPELINE_STAGES and "pipeline" in seconds):
+            log.info("lakehouse in %s: %s already done", root, step)
             continue
         started = time.perf_counter()
         log.info("building the lakehouse: %s", " ".join(command))
         subprocess.run(command, env=environment, check=True, cwd=REPO)
         seconds[step] = round(time.perf_counter() - started, 1)
-        payload = {"people": people, "seed": seed, "seconds": seconds}
+        payload = {"people": people, "seed": seed, "env": env, "seconds": seconds}
         stamp.write_text(json.dumps(payload) + "\n", encoding="utf-8")
     return root
 
@@ -211,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--people", type=int, help="build (once) and read a lakehouse of this many people")
     parser.add_argument("--seed", type=int, default=42, help="seed of the generated people (default: 42)")
     parser.add_argument("--repeats", type=int, default=5, help="measured rounds of the query set (default: 5)")
+    parser.add_argument("--build-only", action="store_true", help="with --people: build the lakehouse, measure nothing")
     parser.add_argument("--label", default="default size", help="name of the run in the results")
     parser.add_argument("--results", type=Path, default=HERE / "results" / "default", help="results folder")
     args = parser.parse_args(argv)
@@ -218,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.people:
         os.environ["LAKEHOUSE_STORAGE_ROOT"] = str(build_lakehouse(args.people, args.seed, args.env))
+    if args.build_only:
+        return 0
     settings = load_settings(args.env)
     databases = {"gold": settings.databases.gold, "public": settings.databases.public}
     if read_state(settings) is not None:
