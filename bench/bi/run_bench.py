@@ -180,14 +180,14 @@ def render(result: dict[str, Any]) -> str:
 PIPELINE_STAGES = ("bronze", "silver", "link", "gold", "public")
 
 
-def build_lakehouse(people: int, seed: int, env: str) -> Path:
+def build_lakehouse(people: int, seed: int, env: str, work: Path) -> Path:
     """The storage root of a lakehouse of `people` people, built by generate + run unless already built.
 
     Resumable: each step (generate, then every pipeline stage run on its own) is a subprocess, and the stamp
     file records each finished one with its time, so an interrupted build starts again at the step it was in;
     bronze itself skips the deliveries it already ingested.
     """
-    root = HERE / "work" / f"people-{people}-seed-{seed}"
+    root = work / f"people-{people}-seed-{seed}"
     stamp = root / "bench-data.json"
     done: dict[str, Any] = json.loads(stamp.read_text(encoding="utf-8")) if stamp.exists() else {}
     seconds: dict[str, float] = done.get("seconds", {})
@@ -215,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--people", type=int, help="build (once) and read a lakehouse of this many people")
     parser.add_argument("--seed", type=int, default=42, help="seed of the generated people (default: 42)")
     parser.add_argument("--repeats", type=int, default=5, help="measured rounds of the query set (default: 5)")
+    parser.add_argument("--work", type=Path, default=HERE / "work", help="where --people lakehouses are built")
     parser.add_argument("--build-only", action="store_true", help="with --people: build the lakehouse, measure nothing")
     parser.add_argument("--label", default="default size", help="name of the run in the results")
     parser.add_argument("--results", type=Path, default=HERE / "results" / "default", help="results folder")
@@ -222,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     if args.people:
-        os.environ["LAKEHOUSE_STORAGE_ROOT"] = str(build_lakehouse(args.people, args.seed, args.env))
+        os.environ["LAKEHOUSE_STORAGE_ROOT"] = str(build_lakehouse(args.people, args.seed, args.env, args.work.resolve()))
     if args.build_only:
         return 0
     settings = load_settings(args.env)
