@@ -223,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     if args.people:
-        os.environ["LAKEHOUSE_STORAGE_ROOT"] = str(build_lakehouse(args.people, args.seed, args.env, args.work.resolve()))
+        root = build_lakehouse(args.people, args.seed, args.env, args.work.resolve())
+        os.environ["LAKEHOUSE_STORAGE_ROOT"] = str(root)
     if args.build_only:
         return 0
     settings = load_settings(args.env)
