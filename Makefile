@@ -16,7 +16,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 export SPARK_LOCAL_IP := 127.0.0.1
 
-.PHONY: help setup venv jars run test lint format clean clean-data bench-er bench-bi serve-bi stop-bi docs
+.PHONY: help setup venv jars run test lint format clean clean-data bench-er bench-bi serve-bi stop-bi docs s3proxy s3-up s3-down
 
 help:
 	@echo "make run    set up, generate $(PEOPLE) people, run the whole pipeline locally, print the tables"
@@ -27,9 +27,10 @@ help:
 	@echo "make lint   ruff and mypy only;  make format  ruff format"
 	@echo "make clean-data  remove ./data (generated deliveries and tables);  make clean  everything built"
 	@echo "make bench-bi  BI query latency over the Thrift server: on the make run lakehouse, or BENCH_BI_PEOPLE=N (built once under bench/bi/work)"
+	@echo "make s3-up  start the local S3-compatible server (S3Proxy) on 127.0.0.1:$(S3_PORT) for ENV=s3;  make s3-down  stop it"
 	@echo "make bench-er  entity-resolution benchmark: ours vs the deterministic baseline and Splink (BENCH_ER_PEOPLE=$(BENCH_ER_PEOPLE), BENCH_ER_REPEATS=$(BENCH_ER_REPEATS), BENCH_ER_ARGS=...)"
 
-setup: $(STAMPS)/venv $(STAMPS)/jars $(STAMPS)/spark-defaults
+setup: $(STAMPS)/venv $(STAMPS)/jars $(STAMPS)/spark-defaults $(STAMPS)/s3proxy
 
 venv: $(STAMPS)/venv
 $(STAMPS)/venv: pyproject.toml
@@ -40,13 +41,23 @@ $(STAMPS)/venv: pyproject.toml
 	@touch $@
 
 jars: $(STAMPS)/jars
-# Delta's jars from Maven Central, then the lakehouse's own JVM classes compiled against pyspark's jars.
+# Delta's and S3A's jars from Maven Central (.jars/, .jars/s3a/), then the lakehouse's own JVM classes
+# compiled against pyspark's jars.
 $(STAMPS)/jars: infra/jvm/pom.xml infra/jvm/build.sh $(shell find infra/jvm/src -name '*.java') $(STAMPS)/venv
 	@mkdir -p $(STAMPS) $(JARS)
-	rm -f $(JARS)/*.jar
-	mvn --batch-mode --quiet -f infra/jvm/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(JARS)
+	rm -f $(JARS)/*.jar $(JARS)/s3a/*.jar
+	mvn --batch-mode --quiet -f infra/jvm/pom.xml \
+	  dependency:copy-dependencies@delta dependency:copy-dependencies@s3a -Djars.dir=$(CURDIR)/$(JARS)
 	infra/jvm/build.sh $(BIN)/python $(JARS)
 	@ls $(JARS)/*.jar
+	@touch $@
+
+s3proxy: $(STAMPS)/s3proxy
+# The local S3-compatible server (infra/s3/pom.xml: S3Proxy from Maven Central) into .tools/s3proxy/.
+$(STAMPS)/s3proxy: infra/s3/pom.xml
+	@mkdir -p $(STAMPS) .tools/s3proxy
+	rm -f .tools/s3proxy/*.jar
+	mvn --batch-mode --quiet -f infra/s3/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/.tools/s3proxy
 	@touch $@
 
 $(STAMPS)/spark-defaults: $(STAMPS)/venv $(STAMPS)/jars infra/spark/install-defaults.sh
@@ -94,6 +105,17 @@ clean: clean-data
 BENCH_ER_PEOPLE  ?= 11000,110000
 BENCH_ER_REPEATS ?= 3
 BENCH_ER_ARGS    ?=
+
+# The local S3-compatible server (infra/s3/s3-server) for ENV=s3: the buckets conf/env/s3.yaml names.
+S3_PORT    ?= 9320
+S3_DIR     ?= data/s3-server
+S3_BUCKETS ?= c2c-landing c2c-lakehouse
+
+s3-up: $(STAMPS)/s3proxy
+	infra/s3/s3-server start $(S3_DIR) $(S3_PORT) $(S3_BUCKETS)
+
+s3-down:
+	infra/s3/s3-server stop $(S3_DIR)
 
 bench-er: setup
 	bench/er/splink/setup.sh

@@ -23,6 +23,7 @@ T = TypeVar("T")
 
 ENV_CONF_DIR = "LAKEHOUSE_CONF_DIR"
 ENV_STORAGE_ROOT = "LAKEHOUSE_STORAGE_ROOT"
+ENV_LOCAL_ROOT = "LAKEHOUSE_LOCAL_ROOT"
 
 IDENTITY_ROLES = (
     "local_id",
@@ -51,9 +52,17 @@ class ConfigError(ValueError):
 # base.yaml + env/<env>.yaml
 
 
+LOCAL_ONLY = ("metastore", "mlflow")
+"""Storage locations that must be folders on this machine: the Derby metastore and MLflow's SQLite store."""
+
+
 @dataclass(frozen=True)
 class StorageSettings:
-    """Where everything lives. Relative paths are relative to `root`; `root` may be a URI."""
+    """Where everything lives. Relative paths are relative to `root`; `root` may be a URI (s3a://bucket/prefix).
+
+    `local` is the folder on this machine for the LOCAL_ONLY locations when `root` is a URI; empty means
+    `root` (then a local folder).
+    """
 
     root: str
     landing: str = "landing"
@@ -62,13 +71,39 @@ class StorageSettings:
     ground_truth: str = "synthetic/ground_truth"
     checkpoints: str = "checkpoints"
     mlflow: str = "mlflow"
+    local: str = ""
 
     def path(self, name: str) -> str:
         """Absolute path or URI of one of the storage locations named above."""
         value: str = getattr(self, name)
         if "://" in value or value.startswith("/"):
             return value
-        return f"{self.root.rstrip('/')}/{value}"
+        base = self.local if name in LOCAL_ONLY and self.local else self.root
+        return f"{base.rstrip('/')}/{value}"
+
+    def uses_s3(self) -> bool:
+        """True when a location (the root, landing, ...) is on S3 (s3a://)."""
+        return any(str(getattr(self, f.name)).startswith("s3a://") for f in dataclasses.fields(self))
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """The S3 service of s3a:// storage (Spark's S3A) and of `lakehouse deliver` (boto3).
+
+    Never credentials: S3A and boto3 both take them from the standard AWS chain (AWS_ACCESS_KEY_ID and
+    AWS_SECRET_ACCESS_KEY, or AWS_PROFILE and the shared credentials file, or an instance or pod role).
+    The environment variables AWS_ENDPOINT_URL_S3 and AWS_ENDPOINT_URL, when set, win over `endpoint`.
+    """
+
+    endpoint: str = ""
+    """Empty: AWS's own endpoint of `region`. An S3-compatible server: its URL (http://127.0.0.1:PORT)."""
+    region: str = "us-east-1"
+    path_style: bool = False
+    """Bucket in the path (http://host/bucket/key), as most S3-compatible servers need; AWS: virtual-host style."""
+
+    def endpoint_url(self) -> str:
+        """The endpoint in effect: AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL, else `endpoint` ("" = AWS)."""
+        return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or self.endpoint
 
 
 @dataclass(frozen=True)
@@ -158,6 +193,7 @@ class Settings:
 
     env: str
     storage: StorageSettings
+    s3: S3Settings = field(default_factory=S3Settings)
     spark: SparkSettings = field(default_factory=SparkSettings)
     databases: DatabaseSettings = field(default_factory=DatabaseSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
@@ -443,7 +479,7 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], source: str, prefix: str
     return cls(**kwargs)
 
 
-_TOP_LEVEL = ("storage", "spark", "databases", "security", "synth", "public")
+_TOP_LEVEL = ("storage", "s3", "spark", "databases", "security", "synth", "public")
 
 
 def load_partner(path: Path) -> PartnerConfig:
@@ -534,13 +570,21 @@ def load_settings(env: str = "local", conf: Path | None = None) -> Settings:
                 raise ConfigError(f"{path}: key '{key}' must be a mapping, got {type(value).__name__}")
             _check_partial(cls, value, str(path), key)
     merged = deep_merge(base, overlay)
-    storage_root = os.environ.get(ENV_STORAGE_ROOT)
-    if storage_root:
-        merged = deep_merge(merged, {"storage": {"root": storage_root}})
-    elif "root" in merged.get("storage", {}):
-        merged["storage"]["root"] = _resolve_root(str(merged["storage"]["root"]), root.parent)
+    for key, variable in (("root", ENV_STORAGE_ROOT), ("local", ENV_LOCAL_ROOT)):
+        from_env = os.environ.get(variable)
+        if from_env:
+            merged = deep_merge(merged, {"storage": {key: from_env}})
+        elif merged.get("storage", {}).get(key):
+            merged["storage"][key] = _resolve_root(str(merged["storage"][key]), root.parent)
     source = f"{base_path} + {env_path}"
     settings = from_mapping(Settings, {"env": env, **merged}, source)
+    metastore = settings.storage.path("metastore")
+    external = any(key.endswith("hive.metastore.uris") for key in settings.spark.conf)
+    if settings.spark.enable_hive and "://" in metastore and not external:
+        raise ConfigError(
+            f"{source}: storage.metastore is {metastore}, but the embedded Derby metastore needs a folder on this "
+            f"machine: set storage.local (or {ENV_LOCAL_ROOT}), or spark.conf spark.hadoop.hive.metastore.uris"
+        )
     partners = tuple(load_partner(p) for p in sorted((root / "partners").glob("*.yaml")))
     if not partners:
         raise ConfigError(f"{root / 'partners'}: no partner YAML files")

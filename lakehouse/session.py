@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from lakehouse.config import ConfigError, Settings
+from lakehouse.config import ConfigError, S3Settings, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,41 @@ def local_jars() -> list[str]:
     return jars
 
 
+S3A_DIR = "s3a"
+"""Sub-folder of the jars folder with hadoop-aws and the AWS SDK bundle (infra/jvm/pom.xml, execution s3a)."""
+
+
+def s3a_class_path() -> str:
+    """Class-path entry of the S3A jars (`<jars>/s3a/*`), or "" when they are not resolved.
+
+    On the class path by local path, not in spark.jars: the SDK bundle is 560 MB and spark.jars copies
+    every jar to every executor of every application.
+    """
+    folder = jars_dir() / S3A_DIR
+    return f"{folder}/*" if any(folder.glob("hadoop-aws-*.jar")) else ""
+
+
+AWS_CREDENTIAL_CHAIN = "software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider"
+"""The AWS SDK's standard chain: system properties, environment, web identity, profile, container, instance."""
+
+
+def s3a_conf(s3: S3Settings) -> dict[str, str]:
+    """S3A settings for s3a:// locations: the endpoint and region of conf `s3`, credentials from the AWS chain.
+
+    Never a key or secret: S3A asks the chain, so nothing secret is in Spark's conf (or its UI's environment page).
+    """
+    conf = {
+        "spark.hadoop.fs.s3a.aws.credentials.provider": AWS_CREDENTIAL_CHAIN,
+        "spark.hadoop.fs.s3a.endpoint.region": s3.region,
+        "spark.hadoop.fs.s3a.path.style.access": str(s3.path_style).lower(),
+    }
+    endpoint = s3.endpoint_url()
+    if endpoint:
+        conf["spark.hadoop.fs.s3a.endpoint"] = endpoint
+        conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] = str(endpoint.startswith("https://")).lower()
+    return conf
+
+
 def under_spark_submit() -> bool:
     """True when spark-submit started this Python driver: then its --master and memory flags rule."""
     return "PYSPARK_GATEWAY_PORT" in os.environ
@@ -76,6 +111,12 @@ def session_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> 
         "spark.executor.extraJavaOptions": java_options,
         "spark.checkpoint.dir": storage.path("checkpoints"),
     }
+    s3a = s3a_class_path()
+    if s3a:
+        conf["spark.driver.extraClassPath"] = s3a
+        conf["spark.executor.extraClassPath"] = s3a
+    if storage.uses_s3():
+        conf.update(s3a_conf(settings.s3))
     if settings.spark.enable_hive:
         conf["spark.sql.catalogImplementation"] = "hive"
         if "://" not in metastore:
@@ -94,9 +135,10 @@ def build_session(settings: Settings, extra_conf: Mapping[str, str] | None = Non
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     conf = session_conf(settings, extra_conf)
-    if "://" not in settings.storage.root:
-        for name in ("warehouse", "metastore", "checkpoints"):
-            Path(settings.storage.path(name)).mkdir(parents=True, exist_ok=True)
+    for name in ("warehouse", "metastore", "checkpoints"):
+        folder = settings.storage.path(name)
+        if "://" not in folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
     builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, value)
