@@ -58,6 +58,22 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, help="random seed (default: synth.seed in conf)")
     _common(gen)
 
+    deliver = sub.add_parser(
+        "deliver",
+        help="put a partner's files into landing as one delivery, with its manifest (S3 or a local folder)",
+        description=(
+            "Deliver files as one delivery of a partner's feed: each file's size, SHA-256 and data rows go into "
+            "_manifest.json, the files are uploaded to <landing>/<partner>/<feed>/<delivery-id>/ (boto3 for an "
+            "s3a:// landing, with credentials from the standard AWS chain; a copy for a local one) and the "
+            "manifest last. The next `lakehouse run` ingests it."
+        ),
+    )
+    deliver.add_argument("--partner", required=True, help="partner name, as in conf/partners/<partner>.yaml")
+    deliver.add_argument("--feed", required=True, help="feed name of that partner")
+    deliver.add_argument("--delivery-id", help="id of the delivery (default: d<UTC time>, e.g. d20261129T114501Z)")
+    deliver.add_argument("files", nargs="+", type=Path, metavar="FILE", help="data files of the delivery")
+    _common(deliver)
+
     run = sub.add_parser(
         "run",
         help="run the pipeline (all stages, or --stages)",
@@ -234,6 +250,16 @@ def _generate(settings: Settings, people: int | None, seed: int | None, *, reuse
     )
 
 
+def _deliver(settings: Settings, partner: str, feed: str, files: list[Path], delivery_id: str | None) -> None:
+    from lakehouse.landing import deliver
+
+    delivery = deliver(settings, partner, feed, files, delivery_id=delivery_id)
+    print(
+        f"delivered {partner}/{feed} {delivery.delivery_id}: {len(files)} file(s), {delivery.rows} data rows, "
+        f"to {delivery.folder}"
+    )
+
+
 def _run(settings: Settings, stages: Sequence[str]) -> None:
     from lakehouse.session import build_session
 
@@ -366,6 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(env=args.env)
         if args.command == "generate":
             _generate(settings, args.people, args.seed)
+        elif args.command == "deliver":
+            _deliver(settings, args.partner, args.feed, args.files, args.delivery_id)
         elif args.command == "run":
             settings = with_link_options(settings, retrain=args.retrain, full_relink=args.full_relink)
             _run(settings, parse_stages(args.stages))

@@ -24,11 +24,11 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.config import ColumnConfig, FeedConfig, Settings
+from lakehouse.landing import HadoopStore, LocalStore
 from lakehouse.synth import GenerateResult, generate
 from lakehouse.synth.draws import Draws
 from lakehouse.synth.identity import with_digit_error
 from lakehouse.synth.keys import PLACEHOLDER_SSNS
-from lakehouse.synth.landing import HadoopStore, LocalStore
 from lakehouse.synth.reference import WeightedGroups
 from lakehouse.synth.render import as_text, csv_field, impossible_date
 from tests.conftest import isolated

@@ -17,10 +17,9 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from lakehouse.config import FeedConfig, Settings
+from lakehouse.landing import MANIFEST, SAFE_NAME
 
-MANIFEST_NAME = "_manifest.json"
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-"""Delivery ids and file names: letters, digits, dot, dash, underscore; no leading dot or underscore."""
+MANIFEST_NAME = MANIFEST
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 UTF8_NAMES = ("utf-8", "utf8")
 

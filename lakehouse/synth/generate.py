@@ -15,11 +15,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.config import FeedConfig, Settings, SynthSettings
+from lakehouse.landing import store_for, write_manifest
 from lakehouse.synth.catalog import feed_spec
 from lakehouse.synth.context import FeedContext
 from lakehouse.synth.draws import Draws
 from lakehouse.synth.keys import MAX_PEOPLE
-from lakehouse.synth.landing import store_for, write_files, write_manifest
+from lakehouse.synth.landing import write_files
 from lakehouse.synth.people import build_people, donor_id, shared_ssn_hubs
 from lakehouse.synth.reference import Reference, load_reference
 from lakehouse.synth.render import csv_header, render_lines
