@@ -156,6 +156,15 @@ class SecuritySettings:
 
 
 @dataclass(frozen=True)
+class BronzeSettings:
+    """Limits bronze holds every delivery to."""
+
+    max_field_chars: int = 1000
+    """A value longer than this sends its line to quarantine (rule field_length): no feed column is meant to
+    hold more, and one runaway field (a missing closing quote, a binary blob) must not reach silver."""
+
+
+@dataclass(frozen=True)
 class SynthSettings:
     """Defaults of `lakehouse generate`; the command line overrides people and seed."""
 
@@ -197,6 +206,7 @@ class Settings:
     spark: SparkSettings = field(default_factory=SparkSettings)
     databases: DatabaseSettings = field(default_factory=DatabaseSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
+    bronze: BronzeSettings = field(default_factory=BronzeSettings)
     synth: SynthSettings = field(default_factory=SynthSettings)
     public: PublicSettings = field(default_factory=PublicSettings)
     partners: tuple[PartnerConfig, ...] = ()
@@ -479,7 +489,7 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], source: str, prefix: str
     return cls(**kwargs)
 
 
-_TOP_LEVEL = ("storage", "s3", "spark", "databases", "security", "synth", "public")
+_TOP_LEVEL = ("storage", "s3", "spark", "databases", "security", "bronze", "synth", "public")
 
 
 def load_partner(path: Path) -> PartnerConfig:

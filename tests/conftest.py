@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import configparser
 import dataclasses
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
 
+from lakehouse.bi import free_port
 from lakehouse.config import DatabaseSettings, Settings, load_settings
 from lakehouse.session import build_session
 
@@ -53,3 +56,64 @@ def spark(settings: Settings) -> Iterator[SparkSession]:
     session = build_session(settings)
     yield session
     session.stop()
+
+
+# --------------------------------------------------------------------------------------------------
+# the local S3 server (infra/s3/s3-server: S3Proxy on 127.0.0.1)
+
+S3_SERVER_SCRIPT = Path(__file__).resolve().parent.parent / "infra" / "s3" / "s3-server"
+
+
+@dataclasses.dataclass(frozen=True)
+class S3Server:
+    """A running S3Proxy: its endpoint, the credentials it accepts (random, this run's) and its object folder."""
+
+    endpoint: str
+    access_key: str
+    secret_key: str
+    objects: Path
+
+    def environment(self) -> dict[str, str]:
+        """What a client process needs: the AWS chain's environment variables and the endpoint."""
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_ENDPOINT_URL_S3": self.endpoint,
+        }
+
+    def read_through(self, spark: SparkSession) -> None:
+        """Let the tests' own session read s3a:// from this server (set before its first s3a:// access)."""
+        conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]
+        for key, value in {
+            "fs.s3a.endpoint": self.endpoint,
+            "fs.s3a.endpoint.region": "us-east-1",
+            "fs.s3a.path.style.access": "true",
+            "fs.s3a.connection.ssl.enabled": "false",
+            "fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+            "fs.s3a.access.key": self.access_key,
+            "fs.s3a.secret.key": self.secret_key,
+        }.items():
+            conf.set(key, value)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """S3Proxy on a free loopback port with the buckets conf/env/s3.yaml names, stopped at the end of the run."""
+    folder = tmp_path_factory.mktemp("s3-server")
+    s3 = load_settings("s3").storage
+    buckets = sorted({uri.split("/")[2] for uri in (s3.root, s3.path("landing"))})
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # new random credentials
+    subprocess.run([str(S3_SERVER_SCRIPT), "start", str(folder), str(port), *buckets], env=environment, check=True)
+    try:
+        credentials = configparser.ConfigParser()
+        credentials.read(folder / "aws-credentials")
+        profile = credentials["lakehouse-local"]
+        yield S3Server(
+            endpoint=f"http://127.0.0.1:{port}",
+            access_key=profile["aws_access_key_id"],
+            secret_key=profile["aws_secret_access_key"],
+            objects=folder / "objects",
+        )
+    finally:
+        subprocess.run([str(S3_SERVER_SCRIPT), "stop", str(folder)], check=False)

@@ -147,11 +147,15 @@ def test_every_delivery_is_reported(results: dict[str, DeliveryResult]) -> None:
         "nobody/feed/d1": "rejected",
         "ucop/uc_enrollment/d2020": "ingested",
     }
-    assert results["cde/k12_enrollment/bad_sum"].reason.startswith("file k.csv: sha256 ")
+    assert results["cde/k12_enrollment/bad_sum"].reason.startswith("file k.csv: rule checksum: sha256 ")
     assert (
-        "header column 4 is 'lastname', the feed expects 'last_name'" in results["cde/k12_graduation/bad_header"].reason
+        "file g.csv line 1 column 4: rule header: column 4 is 'lastname', the feed expects 'last_name'"
+        in results["cde/k12_graduation/bad_header"].reason
     )
-    assert results["csac/aid_applications/bad_rows"].reason == "file a.csv: 1 data rows, the manifest says 5"
+    assert (
+        results["csac/aid_applications/bad_rows"].reason
+        == "file a.csv: rule row_count: 1 data rows, the manifest says 5"
+    )
     assert "partner 'nobody' is not in conf/partners" in results["nobody/feed/d1"].reason
 
 
@@ -252,7 +256,7 @@ def test_ledger_records_every_attempt(
     assert len(ccc["manifest_sha256"]) == 64
     assert rows[("cde", "bad_sum")]["status"] == "rejected"
     bad_sum = rows[("cde", "bad_sum")]
-    assert bad_sum["reason"].startswith("file k.csv: sha256 ")
+    assert bad_sum["reason"].startswith("file k.csv: rule checksum: sha256 ")
     assert (bad_sum["rows_bronze"], bad_sum["rows_quarantined"], bad_sum["n_files"]) == (0, 0, 1)
 
 
@@ -299,7 +303,9 @@ def test_reingest_is_a_no_op_and_a_bad_delivery_writes_nothing(
         ("edd", "skipped", 2),
         ("cccco", "rejected", 0),
     }
-    assert again["d2021"].reason == f"file e.txt: {len(text.encode())} bytes, the manifest says 1"
+    assert again["d2021"].reason == (
+        f"file e.txt: rule bytes: {len(text.encode())} bytes, the manifest says 1 (truncated or changed)"
+    )
     assert {t: version(spark, t) for t in bronze_versions} == bronze_versions  # the rejection wrote no data
     assert version(spark, ledger) == ledger_version + 1  # only its ledger row
 
@@ -344,16 +350,32 @@ def test_parse_rules_for_odd_lines(spark: SparkSession, settings: Settings) -> N
     good = "E1|C1|||A|B|01/01/2000|F|1|2019FA|1.0"
     lines = spark.createDataFrame(
         [
-            (1, good + "\r"),
+            (1, "\ufeff" + good + "\r"),  # a byte-order mark opens the file, CRLF ends the line
             (2, ""),
-            (3, good.replace("A", "A\ufffd")),
+            (3, "latin-1 bytes, made below"),
             (4, '"E1|C1|||A|B|01/01/2000|F|1|2019FA|1.0'),
             (5, None),
+            (6, "E1|C1|||A|B|01/01/2000|F|1"),
+            (7, good.replace("|A|", "|" + "A" * 41 + "|")),
+            (8, 'E1|C1|||"A ""Al"""|B|01/01/2000|F|1|2019FA|1.0'),
         ],
         "line_number long, raw string",
     ).where(F.col("raw").isNotNull())
-    parsed = lines.transform(with_parsed_fields, feed).select("line_number", "rule", "units_attempted")
+    latin1 = F.concat(F.lit("E1|C1|||A"), F.unhex(F.lit("E9")).cast("string"), F.lit("|B|01/01/2000|F|1|2019FA|1.0"))
+    lines = lines.withColumn("raw", F.when(F.col("line_number") == 3, latin1).otherwise(F.col("raw")))
+    parsed = lines.transform(with_parsed_fields, feed, 40).select(
+        "line_number", "rule", "rule_column", "enrollment_id", "first_name", "units_attempted"
+    )
     expected = spark.createDataFrame(
-        [(1, None, "1.0"), (2, "blank_line", None), (3, "encoding", "1.0"), (4, "column_count", None)], parsed.schema
+        [
+            (1, None, None, "E1", "A", "1.0"),
+            (2, "blank_line", None, None, None, None),
+            (3, "encoding", None, "E1", "A\ufffd", "1.0"),
+            (4, "quoting", None, "E1|C1|||A|B|01/01/2000|F|1|2019FA|1.0", None, None),  # fields as far as parsed
+            (6, "column_count", None, "E1", "A", None),
+            (7, "field_length", "first_name", "E1", "A" * 41, "1.0"),
+            (8, None, None, "E1", 'A "Al"', "1.0"),
+        ],
+        parsed.schema,
     )
     assert_df_equality(parsed, expected, ignore_row_order=True, ignore_nullable=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.bi import beeline, read_state, serve, stop
+from lakehouse.bi import beeline, free_port, read_state, serve, stop
 from lakehouse.config import IDENTITY_ROLES, Settings
 from lakehouse.dictionary import DICTIONARY_FILE, data_dictionary
 from lakehouse.gold import GOLD_TABLES, load_gold_config
@@ -250,17 +249,11 @@ def _rows(done: subprocess.CompletedProcess[str]) -> list[str]:
     return [re.sub(r"^\d+: jdbc:\S+> ", "", line).strip() for line in done.stdout.splitlines() if line.strip()]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_bi_endpoint_serves_gold_and_public_only_and_read_only(
     spark: SparkSession, e2e: tuple[Settings, PipelineResult]
 ) -> None:
     settings, _ = e2e
-    state = serve(settings, port=_free_port())
+    state = serve(settings, port=free_port())
     pid = int(str(state["pid"]))
     try:
         url = str(state["jdbc_url"])

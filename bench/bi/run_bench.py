@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,7 +39,7 @@ REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE.parent / "er"))
 from measure import machine_info  # noqa: E402
 
-from lakehouse.bi import beeline, read_state, serve, stop  # noqa: E402
+from lakehouse.bi import beeline, free_port, read_state, serve, stop  # noqa: E402
 from lakehouse.config import load_settings  # noqa: E402
 
 log = logging.getLogger("bi_bench")
@@ -142,12 +141,6 @@ def measure(url: str, queries: list[tuple[str, str]], repeats: int) -> tuple[dic
     for i, (_count, seconds) in enumerate(found[len(queries) :]):  # the first round warms up
         latencies[queries[i % len(queries)][0]].append(float(seconds))
     return latencies, rows
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def render(result: dict[str, Any]) -> str:

@@ -32,6 +32,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.bronze.landing import (
+    MANIFEST_NAME,
     DeliveryFolder,
     DeliveryRejectedError,
     LandingFileSystem,
@@ -41,6 +42,7 @@ from lakehouse.bronze.landing import (
 )
 from lakehouse.bronze.parse import (
     OFFSETS_SCHEMA,
+    REPLACEMENT_CHARACTER,
     FileLines,
     read_lines,
     split_offsets,
@@ -57,6 +59,7 @@ logger = logging.getLogger(__name__)
 Status = Literal["ingested", "skipped", "rejected"]
 
 LEDGER_TABLE = "deliveries"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 LEDGER_SCHEMA = T.StructType(
     [
         T.StructField("partner", T.StringType()),
@@ -70,11 +73,15 @@ LEDGER_SCHEMA = T.StructType(
         T.StructField("status", T.StringType()),
         T.StructField("reason", T.StringType()),
         T.StructField("ingested_at", T.TimestampType()),
+        T.StructField("rule", T.StringType()),
+        T.StructField("files_sha256", T.StringType()),
     ]
 )
+"""Columns in the order they were added: a ledger written before `rule` and `files_sha256` gains them."""
 LEDGER_COMMENT = (
     "One row per delivery ingest attempt (status ingested or rejected). rows_in_files = rows_bronze + "
-    "rows_quarantined for an ingested delivery. A delivery with an 'ingested' row is never ingested again."
+    "rows_quarantined for an ingested delivery. A delivery with an 'ingested' row is never ingested again, "
+    "nor is another delivery of the same feed with the same files (files_sha256)."
 )
 LINEAGE_COMMENTS = {
     "delivery_id": "landing delivery folder the row came from (the table is partitioned by it)",
@@ -94,6 +101,7 @@ class DeliveryResult:
     rows_bronze: int = 0
     rows_quarantined: int = 0
     reason: str = ""
+    rule: str = ""
 
 
 def ledger_table(settings: Settings) -> str:
@@ -113,13 +121,22 @@ def ingest_landing(spark: SparkSession, settings: Settings) -> list[DeliveryResu
     fs = LandingFileSystem(spark)
     landing = settings.storage.path("landing")
     done = _ingested_deliveries(spark, settings)
+    same_files: dict[tuple[str, str, str], dict[str, object]] = {
+        (str(row["partner"]), str(row["feed"]), str(row["files_sha256"])): row
+        for row in done.values()
+        if row.get("files_sha256")
+    }
     results = []
     for folder in find_deliveries(fs, landing):
         previous = done.get((folder.partner, folder.feed, folder.delivery_id))
         if previous is not None:
             results.append(_skipped(fs, folder, previous))
-        else:
-            results.append(ingest_delivery(spark, settings, fs, folder))
+            continue
+        result, files_sha256 = ingest_delivery(spark, settings, fs, folder, same_files)
+        if result.status == "ingested":
+            row: dict[str, object] = {"delivery_id": folder.delivery_id, "ingested_at": "in this run"}
+            same_files[(folder.partner, folder.feed, str(files_sha256))] = row
+        results.append(result)
     logger.info(
         "bronze: %d deliveries found, %d ingested, %d skipped, %d rejected",
         len(results),
@@ -135,14 +152,19 @@ def _ingested_deliveries(spark: SparkSession, settings: Settings) -> dict[tuple[
     table = ledger_table(settings)
     if not table_exists(spark, table):
         return {}
+    ledger = spark.read.table(table)
     latest = (
-        spark.read.table(table)
-        .where(F.col("status") == F.lit("ingested"))
+        ledger.where(F.col("status") == F.lit("ingested"))
         .groupBy("partner", "feed", "delivery_id")
-        .agg(F.max_by(F.struct(*LEDGER_SCHEMA.fieldNames()), "ingested_at").alias("row"))
+        .agg(F.max_by(F.struct(*ledger.columns), "ingested_at").alias("row"))
         .select("row.*")
     )
     return {(r["partner"], r["feed"], r["delivery_id"]): r.asDict() for r in latest.collect()}
+
+
+def files_fingerprint(manifest: Manifest) -> str:
+    """SHA-256 over the sorted SHA-256s of the delivery's files: equal for deliveries of the same files."""
+    return hashlib.sha256("\n".join(sorted(f.sha256 for f in manifest.files)).encode("ascii")).hexdigest()
 
 
 def _count(value: object) -> int:
@@ -167,20 +189,50 @@ def _skipped(fs: LandingFileSystem, folder: DeliveryFolder, previous: dict[str, 
 
 
 def ingest_delivery(
-    spark: SparkSession, settings: Settings, fs: LandingFileSystem, folder: DeliveryFolder
-) -> DeliveryResult:
-    """Check, parse and write one delivery; a contract problem gives a 'rejected' result and ledger row."""
+    spark: SparkSession,
+    settings: Settings,
+    fs: LandingFileSystem,
+    folder: DeliveryFolder,
+    same_files: dict[tuple[str, str, str], dict[str, object]] | None = None,
+) -> tuple[DeliveryResult, str | None]:
+    """Check, parse and write one delivery; a contract problem gives a 'rejected' result and ledger row.
+
+    `same_files` maps (partner, feed, files fingerprint) to the ingested delivery with those files: a delivery
+    repeating one is rejected as a duplicate. Returns the result and the delivery's files fingerprint.
+    """
     ingested_at = datetime.now(UTC).replace(tzinfo=None)
     content = b""
     manifest: Manifest | None = None
+    fingerprint: str | None = None
+    parsed: DataFrame | None = None
     try:
         content = fs.read_bytes(folder.manifest_path)
         manifest, feed = parse_manifest(content, folder, settings)
-        check_files(spark, folder, manifest)
+        fingerprint = files_fingerprint(manifest)
+        check_files(spark, fs, folder, manifest)
         lines = read_lines(spark, [f"{folder.path}/{f.name}" for f in manifest.files])
         offsets, files = split_offsets(split_summaries(lines).collect())
         check_lines(files, manifest, feed)
+        earlier = (same_files or {}).get((folder.partner, folder.feed, fingerprint))
+        if earlier is not None:
+            raise DeliveryRejectedError(
+                "duplicate",
+                f"the same files as delivery {earlier['delivery_id']} (ingested {earlier['ingested_at']}): "
+                "a correction must change the files",
+                file=f"{folder.partner}/{folder.feed}/{folder.delivery_id}/{MANIFEST_NAME}",
+            )
+        offsets_df = spark.createDataFrame(offsets, OFFSETS_SCHEMA)
+        numbered = with_line_numbers(lines, offsets_df)
+        if has_header(feed):
+            numbered = numbered.where(F.col("line_number") > F.lit(1))
+        parsed = numbered.transform(with_parsed_fields, feed, settings.bronze.max_field_chars).persist(
+            StorageLevel.MEMORY_AND_DISK
+        )
+        counts = rule_counts(parsed)
+        check_encoding(parsed, counts)
     except DeliveryRejectedError as exc:
+        if parsed is not None:
+            parsed.unpersist()
         logger.error("delivery %s/%s/%s rejected: %s", folder.partner, folder.feed, folder.delivery_id, exc.reason)
         result = DeliveryResult(
             partner=folder.partner,
@@ -189,6 +241,7 @@ def ingest_delivery(
             status="rejected",
             rows_in_files=manifest.rows if manifest else 0,
             reason=exc.reason,
+            rule=exc.rule,
         )
         _append_ledger(
             spark,
@@ -197,19 +250,13 @@ def ingest_delivery(
             manifest_content=content,
             n_files=len(manifest.files) if manifest else 0,
             ingested_at=ingested_at,
+            files_sha256=fingerprint,
         )
-        return result
+        return result, fingerprint
 
-    offsets_df = spark.createDataFrame(offsets, OFFSETS_SCHEMA)
-    numbered = with_line_numbers(lines, offsets_df)
-    if has_header(feed):
-        numbered = numbered.where(F.col("line_number") > F.lit(1))
-    parsed = numbered.transform(with_parsed_fields, feed).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        counts = {
-            bool(r["ok"]): int(r["count"]) for r in parsed.groupBy(F.col("rule").isNull().alias("ok")).count().collect()
-        }
-        rows_bronze, rows_quarantined = counts.get(True, 0), counts.get(False, 0)
+        rows_quarantined = sum(n for rule, n in counts.items() if rule is not None)
+        rows_bronze = counts.get(None, 0)
         if rows_bronze + rows_quarantined != manifest.rows:  # checked per file before; a bug if it happens
             raise RuntimeError(
                 f"delivery {folder.path}: {rows_bronze} bronze + {rows_quarantined} quarantined rows "
@@ -229,7 +276,13 @@ def ingest_delivery(
         rows_quarantined=rows_quarantined,
     )
     _append_ledger(
-        spark, settings, result, manifest_content=content, n_files=len(manifest.files), ingested_at=ingested_at
+        spark,
+        settings,
+        result,
+        manifest_content=content,
+        n_files=len(manifest.files),
+        ingested_at=ingested_at,
+        files_sha256=fingerprint,
     )
     logger.info(
         "delivery %s/%s/%s ingested: %d rows in files, %d bronze, %d quarantined",
@@ -240,7 +293,35 @@ def ingest_delivery(
         rows_bronze,
         rows_quarantined,
     )
-    return result
+    return result, fingerprint
+
+
+def rule_counts(parsed: DataFrame) -> dict[str | None, int]:
+    """Lines per rule (None: the lines that parsed), one pass over the persisted parse."""
+    return {r["rule"]: int(r["count"]) for r in parsed.groupBy("rule").count().collect()}
+
+
+def check_encoding(parsed: DataFrame, counts: dict[str | None, int]) -> None:
+    """Bytes that are not UTF-8 reject the delivery, naming the first such line and the column of the first bad
+    character: the encoding is the file's, and ingesting its ASCII lines alone would drop every accented name.
+    """
+    if not counts.get("encoding"):
+        return
+    first = (
+        parsed.where(F.col("rule") == F.lit("encoding"))
+        .select("source_file", "line_number", F.instr(F.make_valid_utf8("raw"), REPLACEMENT_CHARACTER).alias("column"))
+        .orderBy("source_file", "line_number")
+        .first()
+    )
+    assert first is not None  # counts says there is one
+    raise DeliveryRejectedError(
+        "encoding",
+        f"bytes that are not UTF-8 on {counts['encoding']} line(s), the first here; the manifest says UTF-8 "
+        "(a Latin-1 or Windows-1252 export?): deliver the file again in UTF-8",
+        file=str(first["source_file"]),
+        line=int(first["line_number"]),
+        column=int(first["column"]),
+    )
 
 
 def has_header(feed: FeedConfig) -> bool:
@@ -248,35 +329,41 @@ def has_header(feed: FeedConfig) -> bool:
     return feed.format == "csv" and feed.header
 
 
-def check_files(spark: SparkSession, folder: DeliveryFolder, manifest: Manifest) -> None:
+def check_files(spark: SparkSession, fs: LandingFileSystem, folder: DeliveryFolder, manifest: Manifest) -> None:
     """Every listed file exists with its byte size and sha256, and no unlisted file is in the folder.
 
-    One distributed pass over the folder (`binaryFile` + `sha2` run on executors; the driver collects
-    one row per file). Spark's `binaryFile` holds a whole file in one row, which caps a file at 2 GiB:
-    partners split bigger extracts into several files of one delivery.
+    The folder is listed through Hadoop's FileSystem (names and sizes, empty files included); the SHA-256s
+    of the non-empty files come from one distributed pass (`binaryFile` + `sha2` run on executors; the
+    driver collects one row per file). Spark's `binaryFile` holds a whole file in one row, which caps a file
+    at 2 GiB: partners split bigger extracts into several files of one delivery. Names starting with "." or
+    "_" (the manifest, a transfer tool's markers) are not data files.
     """
-    found = {
-        str(r["path"]).rsplit("/", 1)[-1]: (int(r["length"]), str(r["sha256"]))
+    sizes = {name: size for name, size in fs.list_files(folder.path).items() if not name.startswith((".", "_"))}
+    digests = {
+        str(r["path"]).rsplit("/", 1)[-1]: str(r["sha256"])
         for r in spark.read.format("binaryFile")
         .load(folder.path)
-        .select("path", "length", F.sha2(F.col("content"), 256).alias("sha256"))
+        .select("path", F.sha2(F.col("content"), 256).alias("sha256"))
         .collect()
     }
     listed = {f.name for f in manifest.files}
     for file in manifest.files:
-        if file.name not in found:
-            raise DeliveryRejectedError("missing_file", f"file {file.name}: listed in the manifest but not delivered")
-        size, sha256 = found[file.name]
+        if file.name not in sizes:
+            raise DeliveryRejectedError("missing_file", "listed in the manifest but not delivered", file=file.name)
+        size = sizes[file.name]
         if file.bytes is not None and size != file.bytes:
-            raise DeliveryRejectedError("bytes", f"file {file.name}: {size} bytes, the manifest says {file.bytes}")
+            raise DeliveryRejectedError(
+                "bytes", f"{size} bytes, the manifest says {file.bytes} (truncated or changed)", file=file.name
+            )
+        sha256 = digests.get(file.name, EMPTY_SHA256) if size == 0 else digests[file.name]
         if sha256 != file.sha256:
             raise DeliveryRejectedError(
-                "checksum", f"file {file.name}: sha256 {sha256} does not match the manifest's {file.sha256}"
+                "checksum", f"sha256 {sha256} does not match the manifest's {file.sha256}", file=file.name
             )
-    unlisted = sorted(set(found) - listed)
+    unlisted = sorted(set(sizes) - listed)
     if unlisted:
         raise DeliveryRejectedError(
-            "unlisted_file", f"file {unlisted[0]}: in the delivery folder but not listed in the manifest"
+            "unlisted_file", "in the delivery folder but not listed in the manifest", file=unlisted[0]
         )
 
 
@@ -289,12 +376,14 @@ def check_lines(files: dict[str, FileLines], manifest: Manifest, feed: FeedConfi
         data_lines = summary.lines
         if header:
             if summary.first_line is None:
-                raise DeliveryRejectedError("header", f"file {file.name}: empty, the header line is missing")
+                raise DeliveryRejectedError(
+                    "header", "the file is empty: its header line is missing", file=file.name, line=1
+                )
             check_header(file.name, summary.first_line, expected, feed.delimiter)
             data_lines -= 1
         if data_lines != file.rows:
             raise DeliveryRejectedError(
-                "row_count", f"file {file.name}: {data_lines} data rows, the manifest says {file.rows}"
+                "row_count", f"{data_lines} data rows, the manifest says {file.rows}", file=file.name
             )
 
 
@@ -305,15 +394,27 @@ def check_header(file_name: str, line: str, expected: list[str], delimiter: str)
     for position, (name, want) in enumerate(zip(got, expected, strict=False), start=1):
         if name != want:
             raise DeliveryRejectedError(
-                "header", f"file {file_name}: header column {position} is {name!r}, the feed expects {want!r}"
+                "header",
+                f"column {position} is {name!r}, the feed expects {want!r}",
+                file=file_name,
+                line=1,
+                column=position,
             )
     if len(got) < len(expected):
         raise DeliveryRejectedError(
-            "header", f"file {file_name}: header lacks column {expected[len(got)]!r} (position {len(got) + 1})"
+            "header",
+            f"the header lacks column {expected[len(got)]!r}",
+            file=file_name,
+            line=1,
+            column=len(got) + 1,
         )
     if len(got) > len(expected):
         raise DeliveryRejectedError(
-            "header", f"file {file_name}: header has extra column {got[len(expected)]!r} (position {len(expected) + 1})"
+            "header",
+            f"unexpected column {got[len(expected)]!r}: the feed has {len(expected)} columns",
+            file=file_name,
+            line=1,
+            column=len(expected) + 1,
         )
 
 
@@ -358,8 +459,15 @@ def _write_quarantine(
         F.col("source_file"),
         F.col("line_number"),
         F.col("rule"),
-        F.lit(None).cast("string").alias("column"),
-        F.format_string("file %s line %d: rule %s: %s", "source_file", "line_number", "rule", "detail").alias("reason"),
+        F.col("rule_column").alias("column"),
+        F.when(
+            F.col("rule_column").isNotNull(),
+            F.format_string(
+                "file %s line %d: column %s: rule %s: %s", "source_file", "line_number", "rule_column", "rule", "detail"
+            ),
+        )
+        .otherwise(F.format_string("file %s line %d: rule %s: %s", "source_file", "line_number", "rule", "detail"))
+        .alias("reason"),
         F.col("raw"),
         F.lit(ingested_at).cast("timestamp").alias("rejected_at"),
     )
@@ -380,6 +488,7 @@ def _append_ledger(
     manifest_content: bytes,
     n_files: int,
     ingested_at: datetime,
+    files_sha256: str | None,
 ) -> None:
     """Append the delivery's ledger row (the last write of a delivery)."""
     row = (
@@ -394,6 +503,8 @@ def _append_ledger(
         result.status,
         result.reason or None,
         ingested_at,
+        result.rule or None,
+        files_sha256,
     )
     table = ledger_table(settings)
     is_new = not table_exists(spark, table)
@@ -402,4 +513,5 @@ def _append_ledger(
         table,
         mode="append",
         comment=LEDGER_COMMENT if is_new else None,
+        merge_schema=True,
     )

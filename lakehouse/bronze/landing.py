@@ -24,10 +24,24 @@ SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 UTF8_NAMES = ("utf-8", "utf8")
 
 
-class DeliveryRejectedError(Exception):
-    """A delivery breaks the landing contract; `rule` is a short machine name, `reason` a sentence."""
+def locate(file: str | None = None, line: int | None = None, column: int | None = None) -> str:
+    """ "file F line L column C", with the parts that are known (empty when none is)."""
+    parts = [f"file {file}" if file else "", f"line {line}" if line else "", f"column {column}" if column else ""]
+    return " ".join(p for p in parts if p)
 
-    def __init__(self, rule: str, reason: str) -> None:
+
+class DeliveryRejectedError(Exception):
+    """A delivery breaks the landing contract.
+
+    `rule` is a short machine name; `reason` is the sentence the ledger keeps and the partner reads:
+    "file F line L column C: rule R: what is wrong", with the parts of the place that apply.
+    """
+
+    def __init__(
+        self, rule: str, detail: str, *, file: str | None = None, line: int | None = None, column: int | None = None
+    ) -> None:
+        place = locate(file, line, column)
+        reason = f"{place}: rule {rule}: {detail}" if place else f"rule {rule}: {detail}"
         super().__init__(reason)
         self.rule = rule
         self.reason = reason
@@ -93,6 +107,12 @@ class LandingFileSystem:
         statuses = path.getFileSystem(self._conf).globStatus(path)
         return sorted(str(s.getPath().toString()) for s in (statuses or []))
 
+    def list_files(self, folder: str) -> dict[str, int]:
+        """Name -> size in bytes of every file (not folder) directly in `folder`."""
+        path = self._path(folder)
+        statuses = path.getFileSystem(self._conf).listStatus(path)
+        return {str(s.getPath().getName()): int(s.getLen()) for s in statuses if s.isFile()}
+
     def read_bytes(self, path: str) -> bytes:
         """The whole content of a small file (a manifest)."""
         hadoop_path = self._path(path)
@@ -118,10 +138,12 @@ def find_deliveries(fs: LandingFileSystem, landing: str) -> list[DeliveryFolder]
     return sorted(folders, key=lambda d: (d.partner, d.feed, d.delivery_id))
 
 
-def _require(data: dict[str, Any], key: str, kind: type, where: str) -> Any:
+def _require(data: dict[str, Any], key: str, kind: type, where: str, item: str = "") -> Any:
     value = data.get(key)
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise DeliveryRejectedError("manifest", f"{where}: key '{key}' must be a {kind.__name__}, got {value!r}")
+        raise DeliveryRejectedError(
+            "manifest", f"{item}key '{key}' must be a {kind.__name__}, got {value!r}", file=where
+        )
     return value
 
 
@@ -136,56 +158,64 @@ def parse_manifest(content: bytes, folder: DeliveryFolder, settings: Settings) -
     try:
         data = json.loads(content.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DeliveryRejectedError("manifest", f"{where}: not valid UTF-8 JSON ({exc})") from exc
+        raise DeliveryRejectedError("manifest", f"not valid UTF-8 JSON ({exc})", file=where) from exc
     if not isinstance(data, dict):
-        raise DeliveryRejectedError("manifest", f"{where}: must be a JSON object")
+        raise DeliveryRejectedError("manifest", "must be a JSON object", file=where)
     for key in ("partner", "feed", "delivery_id"):
         value = _require(data, key, str, where)
         expected = getattr(folder, key)
         if value != expected:
             raise DeliveryRejectedError(
-                "manifest", f"{where}: {key} is {value!r} but the delivery folder says {expected!r}"
+                "manifest", f"{key} is {value!r} but the delivery folder says {expected!r}", file=where
             )
     if not SAFE_NAME.match(folder.delivery_id):
-        raise DeliveryRejectedError("delivery_id", f"{where}: delivery id {folder.delivery_id!r} has unsafe characters")
+        raise DeliveryRejectedError(
+            "delivery_id", f"delivery id {folder.delivery_id!r} has unsafe characters", file=where
+        )
     partners = {p.name for p in settings.partners}
     if folder.partner not in partners:
-        raise DeliveryRejectedError("unknown_partner", f"{where}: partner {folder.partner!r} is not in conf/partners")
+        raise DeliveryRejectedError(
+            "unknown_partner", f"partner {folder.partner!r} is not in conf/partners", file=where
+        )
     try:
         feed = settings.feed(folder.partner, folder.feed)
     except KeyError:
         raise DeliveryRejectedError(
-            "unknown_feed", f"{where}: feed {folder.feed!r} is not a feed of partner {folder.partner!r}"
+            "unknown_feed", f"feed {folder.feed!r} is not a feed of partner {folder.partner!r}", file=where
         ) from None
     file_format = data.get("format", feed.format)
     if file_format != feed.format:
-        raise DeliveryRejectedError("format", f"{where}: format {file_format!r} but feed {feed.key} is {feed.format!r}")
+        raise DeliveryRejectedError(
+            "format", f"format {file_format!r} but feed {feed.key} is {feed.format!r}", file=where
+        )
     encoding = str(data.get("encoding", "utf-8")).lower()
     if encoding not in UTF8_NAMES or feed.encoding.lower() not in UTF8_NAMES:
-        raise DeliveryRejectedError("encoding", f"{where}: encoding {encoding!r}; bronze reads UTF-8 files only")
+        raise DeliveryRejectedError("encoding", f"encoding {encoding!r}; bronze reads UTF-8 files only", file=where)
     entries = data.get("files")
     if not isinstance(entries, list) or not entries:
-        raise DeliveryRejectedError("manifest", f"{where}: key 'files' must be a non-empty list")
+        raise DeliveryRejectedError("manifest", "key 'files' must be a non-empty list", file=where)
     files = []
     for i, entry in enumerate(entries):
-        item = f"{where}: files[{i}]"
+        item = f"files[{i}]"
         if not isinstance(entry, dict):
-            raise DeliveryRejectedError("manifest", f"{item} must be an object")
-        name = _require(entry, "name", str, item)
+            raise DeliveryRejectedError("manifest", f"{item} must be an object", file=where)
+        name = _require(entry, "name", str, where, f"{item}: ")
         if not SAFE_NAME.match(name):
-            raise DeliveryRejectedError("file_name", f"{item}: file name {name!r} is not a plain, visible file name")
-        sha256 = str(_require(entry, "sha256", str, item)).lower()
+            raise DeliveryRejectedError(
+                "file_name", f"{item}: file name {name!r} is not a plain, visible file name", file=where
+            )
+        sha256 = str(_require(entry, "sha256", str, where, f"{item}: ")).lower()
         if not SHA256_HEX.match(sha256):
-            raise DeliveryRejectedError("manifest", f"{item}: sha256 of file {name} is not 64 hex digits")
-        rows = _require(entry, "rows", int, item)
+            raise DeliveryRejectedError("manifest", f"{item}: sha256 of file {name} is not 64 hex digits", file=where)
+        rows = _require(entry, "rows", int, where, f"{item}: ")
         size = entry.get("bytes")
         if rows < 0 or (size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0)):
             raise DeliveryRejectedError(
-                "manifest", f"{item}: rows and bytes of file {name} must be non-negative integers"
+                "manifest", f"{item}: rows and bytes of file {name} must be non-negative integers", file=where
             )
         files.append(ManifestFile(name=name, sha256=sha256, rows=rows, bytes=size))
     if len({f.name for f in files}) != len(files):
-        raise DeliveryRejectedError("file_name", f"{where}: a file is listed twice")
+        raise DeliveryRejectedError("file_name", "a file is listed twice", file=where)
     manifest = Manifest(
         partner=folder.partner,
         feed=folder.feed,

@@ -21,9 +21,19 @@ from pyspark.sql import types as T
 from lakehouse.config import FeedConfig
 
 REPLACEMENT_CHARACTER = "\ufffd"
-"""What Spark's UTF-8 decoder puts in place of bytes that are not UTF-8."""
+"""What `make_valid_utf8` puts in place of bytes that are not UTF-8 (Spark's text source keeps the bytes as read)."""
 CORRUPT_RECORD = "_corrupt_record"
-RESERVED_COLUMNS = ("raw", "rule", "detail", "delivery_id", "source_file", "line_number", "ingested_at", "record_id")
+RESERVED_COLUMNS = (
+    "raw",
+    "rule",
+    "rule_column",
+    "detail",
+    "delivery_id",
+    "source_file",
+    "line_number",
+    "ingested_at",
+    "record_id",
+)
 """Names bronze and silver add next to the feed's columns; a feed column may not use them."""
 
 
@@ -101,6 +111,7 @@ class _Problem:
     rule: str
     when: Column
     detail: Column
+    column: str | None = None
 
 
 def _csv_options(feed: FeedConfig) -> dict[str, str]:
@@ -125,7 +136,14 @@ def _with_csv(lines: DataFrame, feed: FeedConfig) -> tuple[DataFrame, dict[str, 
     ddl = ", ".join(f"`{n}` STRING" for n in [*names, CORRUPT_RECORD])
     parsed = lines.withColumn("_fields", F.from_csv(F.col("_body"), ddl, _csv_options(feed)))
     detail = F.lit(f"the line does not split into {len(names)} fields separated by {feed.delimiter!r}")
-    problems = [_Problem("column_count", F.col(f"_fields.{CORRUPT_RECORD}").isNotNull(), detail)]
+    # An odd number of quote characters: a quoted field that does not close on its line. A field holding a
+    # line break gives two such lines (records are lines: the contract has no multi-line fields).
+    unbalanced = (F.length(F.col("_body")) - F.length(F.regexp_replace("_body", '"', ""))) % 2 == 1
+    quoting = F.lit("a quoted field does not close on this line (a field may not hold a line break)")
+    problems = [
+        _Problem("quoting", unbalanced, quoting),
+        _Problem("column_count", F.col(f"_fields.{CORRUPT_RECORD}").isNotNull(), detail),
+    ]
     return parsed, {n: F.col("_fields")[n] for n in names}, problems
 
 
@@ -167,27 +185,51 @@ def _with_fixed_width(lines: DataFrame, feed: FeedConfig) -> tuple[DataFrame, di
 PARSERS = {"csv": _with_csv, "jsonl": _with_json, "fixed_width": _with_fixed_width}
 
 
-def with_parsed_fields(lines: DataFrame, feed: FeedConfig) -> DataFrame:
-    """Add every feed column (string, empty -> null) and `rule`, `detail` (null when the line parsed).
+BYTE_ORDER_MARK = "\ufeff"
 
-    Input: one row per data line with `raw`. Rules, first match wins: encoding (bytes that are not
-    UTF-8), blank_line, then the format's own: column_count (CSV), json / json_keys (JSON Lines),
-    line_length (fixed width). A trailing carriage return is ignored, so CRLF files parse too.
+
+def with_parsed_fields(lines: DataFrame, feed: FeedConfig, max_field_chars: int) -> DataFrame:
+    """Add every feed column (string, empty -> null) and `rule`, `rule_column`, `detail` (null when the line
+    parsed).
+
+    Input: one row per data line with `raw` and `line_number`. Rules, first match wins: encoding (bytes that
+    are not UTF-8), blank_line, then the format's own: quoting and column_count (CSV), json / json_keys (JSON
+    Lines), line_length (fixed width); then field_length (a value longer than `max_field_chars`, with its
+    column). A trailing carriage return is ignored, so CRLF files parse too, and so is a byte-order mark at
+    the start of a file.
     """
     clashes = sorted({c.name for c in feed.columns} & set(RESERVED_COLUMNS))
     if clashes:
         raise ValueError(f"feed {feed.key}: column name(s) {', '.join(clashes)} are reserved for lineage")
-    body = lines.withColumn("_body", F.regexp_replace(F.col("raw"), "\r$", ""))
+    without_cr = F.regexp_replace(F.col("raw"), "\r$", "")
+    first_line = F.col("line_number") == F.lit(1)
+    body = lines.withColumn(
+        "_body", F.when(first_line, F.regexp_replace(without_cr, f"^{BYTE_ORDER_MARK}", "")).otherwise(without_cr)
+    )
     parsed, fields, format_problems = PARSERS[feed.format](body, feed)
+    values = {name: F.nullif(value, F.lit("")) for name, value in fields.items()}
+    too_long = [
+        _Problem(
+            "field_length",
+            F.length(value) > F.lit(max_field_chars),
+            F.format_string(f"the value has %d characters, the limit is {max_field_chars}", F.length(value)),
+            column=name,
+        )
+        for name, value in values.items()
+    ]
     problems = [
-        _Problem("encoding", F.col("raw").contains(REPLACEMENT_CHARACTER), F.lit("the line is not valid UTF-8")),
+        _Problem("encoding", ~F.is_valid_utf8("raw"), F.lit("the line is not valid UTF-8")),
         _Problem("blank_line", F.col("_body") == F.lit(""), F.lit("the line is empty")),
         *format_problems,
+        *too_long,
     ]
     rule = F.when(problems[0].when, F.lit(problems[0].rule))
+    rule_column = F.when(problems[0].when, F.lit(problems[0].column))
     detail = F.when(problems[0].when, problems[0].detail)
     for problem in problems[1:]:
         rule = rule.when(problem.when, F.lit(problem.rule))
+        rule_column = rule_column.when(problem.when, F.lit(problem.column))
         detail = detail.when(problem.when, problem.detail)
-    values = {name: F.nullif(value, F.lit("")) for name, value in fields.items()}
-    return parsed.withColumns({**values, "rule": rule, "detail": detail}).drop("_body", "_fields", "_keys")
+    return parsed.withColumns(
+        {**values, "rule": rule, "rule_column": rule_column.cast("string"), "detail": detail}
+    ).drop("_body", "_fields", "_keys")
