@@ -267,6 +267,8 @@ def _run(settings: Settings, stages: Sequence[str]) -> None:
     result = run_pipeline(spark, settings, stages)
     for stage in result.stages:
         logger.info("%-7s %7.1f s", stage.stage, stage.seconds)
+        for name, outcome in stage.figures.get("expectations", {}).items():
+            logger.info("        expectation %s: %s", name, outcome)
     logger.info("pipeline run %s finished in %.1f s", result.run_id, result.seconds)
 
 

@@ -252,6 +252,45 @@ class ColumnConfig:
 
 
 @dataclass(frozen=True)
+class ReferenceCheck:
+    """`column`'s values must be keys (`key`) of lakehouse/data/<table>.csv, among its rows matching `where`."""
+
+    column: str
+    table: str
+    key: str
+    where: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExpectationConfig:
+    """A data-quality expectation of a feed (lakehouse/silver/expectations.py): exactly one check of
+    `expect` (SQL boolean over the typed columns), `unique` (columns) or `reference`, and an action."""
+
+    name: str
+    on_violation: Literal["warn", "drop", "fail"] = "warn"
+    expect: str | None = None
+    unique: tuple[str, ...] = ()
+    reference: ReferenceCheck | None = None
+    description: str = ""
+
+    def describe(self) -> str:
+        """The check in words: the SQL, `unique(a, b)` or `reference(col in table.key)`."""
+        if self.expect is not None:
+            return self.expect
+        if self.unique:
+            return f"unique({', '.join(self.unique)})"
+        assert self.reference is not None
+        where = "".join(f" where {k} = {v}" for k, v in self.reference.where.items())
+        return f"{self.reference.column} in {self.reference.table}.{self.reference.key}{where}"
+
+    def column(self) -> str | None:
+        """The one column the check is about, when there is one."""
+        if self.reference is not None:
+            return self.reference.column
+        return self.unique[0] if len(self.unique) == 1 else None
+
+
+@dataclass(frozen=True)
 class FeedConfig:
     """One feed: a kind of file a partner delivers, its format, columns and keys."""
 
@@ -267,6 +306,7 @@ class FeedConfig:
     file_extension: str = "csv"
     domain: str = ""
     partner: str = ""
+    expectations: tuple[ExpectationConfig, ...] = ()
 
     @property
     def key(self) -> str:
@@ -519,8 +559,48 @@ def load_partner(path: Path) -> PartnerConfig:
     return PartnerConfig(name=partner, title=str(data["title"]), feeds=tuple(feeds))
 
 
+def _check_expectations(feed: FeedConfig, source: str, prefix: str) -> None:
+    """Each expectation: one check, columns of the feed, a reference table and key that exist."""
+    from lakehouse.reference import read_table
+
+    names = {c.name for c in feed.columns}
+    seen: set[str] = set()
+    for i, expectation in enumerate(feed.expectations):
+        key = f"{prefix}.expectations[{i}]"
+        if expectation.name in seen or not expectation.name.isidentifier():
+            raise ConfigError(f"{source}: key '{key}.name' {expectation.name!r} must be a unique identifier")
+        seen.add(expectation.name)
+        checks = sum((expectation.expect is not None, bool(expectation.unique), expectation.reference is not None))
+        if checks != 1:
+            raise ConfigError(f"{source}: key '{key}' must have exactly one of expect, unique, reference")
+        columns = list(expectation.unique) + ([expectation.reference.column] if expectation.reference else [])
+        for column in columns:
+            if column not in names:
+                raise ConfigError(f"{source}: key '{key}' names {column!r}, which is not a column of the feed")
+        if expectation.unique and expectation.on_violation == "drop":
+            raise ConfigError(
+                f"{source}: key '{key}.on_violation' cannot be 'drop' for unique: which duplicate to keep is "
+                "not a rule; use warn or fail"
+            )
+        reference = expectation.reference
+        if reference is not None:
+            try:
+                rows = read_table(reference.table)
+            except FileNotFoundError:
+                raise ConfigError(
+                    f"{source}: key '{key}.reference.table' {reference.table!r} is not in lakehouse/data"
+                ) from None
+            header = set(rows[0]) if rows else set()
+            for column in (reference.key, *reference.where):
+                if column not in header:
+                    raise ConfigError(
+                        f"{source}: key '{key}.reference' names {column!r}, not a column of {reference.table}.csv"
+                    )
+
+
 def _check_feed(feed: FeedConfig, source: str) -> None:
     prefix = f"feeds.{feed.name}"
+    _check_expectations(feed, source, prefix)
     names = [c.name for c in feed.columns]
     if len(set(names)) != len(names):
         raise ConfigError(f"{source}: key '{prefix}.columns' names a column twice")

@@ -77,10 +77,14 @@ def _bronze(spark: SparkSession, settings: Settings, run_id: str) -> dict[str, A
 def _silver(spark: SparkSession, settings: Settings, run_id: str) -> dict[str, Any]:
     from lakehouse.silver import build_silver
 
-    result = build_silver(spark, settings)
+    result = build_silver(spark, settings, run_id)
     return {
         "rows": dict(result.rows),
         "rows_quarantined": dict(result.rows_quarantined),
+        "expectations": {
+            f"{e.partner}/{e.feed}/{e.expectation.name}": f"{e.outcome} ({e.rows_violating} of {e.rows_checked})"
+            for e in result.expectations
+        },
     }
 
 

@@ -38,10 +38,31 @@ def test_settings_are_frozen() -> None:
         settings.env = "other"  # type: ignore[misc]
 
 
-def test_storage_root_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_storage_root_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("LAKEHOUSE_STORAGE_ROOT", "s3a://bucket/prefix")
+    with pytest.raises(
+        ConfigError, match=r"storage\.metastore is s3a://bucket/prefix/metastore, but the embedded Derby"
+    ):
+        load_settings("local", CONF)  # a URI root leaves the metastore nowhere local
+    monkeypatch.setenv("LAKEHOUSE_LOCAL_ROOT", str(tmp_path))
     settings = load_settings("local", CONF)
     assert settings.storage.path("landing") == "s3a://bucket/prefix/landing"
+    assert settings.storage.path("warehouse") == "s3a://bucket/prefix/warehouse"
+    assert settings.storage.path("metastore") == f"{tmp_path}/metastore"
+    assert settings.storage.path("mlflow") == f"{tmp_path}/mlflow"
+    assert settings.storage.uses_s3()
+
+
+def test_s3_environment_endpoint_from_aws_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    s3 = load_settings("s3", CONF)
+    assert s3.storage.path("landing") == "s3a://c2c-landing"
+    assert s3.s3.endpoint_url() == "http://127.0.0.1:9320"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    assert s3.s3.endpoint_url() == "http://127.0.0.1:1"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:2")
+    assert s3.s3.endpoint_url() == "http://127.0.0.1:2"
 
 
 def test_relative_root_is_relative_to_project(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -71,7 +92,7 @@ def test_missing_required_key_names_file_and_key(conf_copy: Path) -> None:
 
 
 def test_unknown_environment_lists_known(conf_copy: Path) -> None:
-    with pytest.raises(ConfigError, match=r"no such environment 'prod' \(known: local"):
+    with pytest.raises(ConfigError, match=r"no such environment 'prod' \(known: large, local, s3\)"):
         load_settings("prod", conf_copy)
 
 

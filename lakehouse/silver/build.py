@@ -10,6 +10,8 @@ For each feed with a bronze table:
    identity, and lineage;
 5. the silver-stage quarantine rows of all feeds replace the previous silver-stage rows in one commit.
 
+Before step 1 writes anything, each feed is counted in one pass, its expectations included
+(`expectations.py`): their results are recorded, and a violated `fail` expectation stops the build there.
 Every table is overwritten and the quarantine rows replaced, so a rebuild gives the same tables.
 Counts reconcile per feed by construction: a bronze row is either valid (one silver row; the join to its
 record_id keeps row counts, since identity_key is unique in person_records) or rejected (one
@@ -29,6 +31,14 @@ from pyspark.sql import functions as F
 
 from lakehouse.bronze.quarantine import empty_quarantine, replace_quarantine
 from lakehouse.config import FeedConfig, Settings
+from lakehouse.silver.expectations import (
+    ExpectationResult,
+    expectation_counts,
+    raise_on_failures,
+    record_results,
+    results_from_counts,
+    with_expectations,
+)
 from lakehouse.silver.identity import IDENTITY_ROWS_SCHEMA, identity_rows, person_records, with_identity
 from lakehouse.silver.standardize import hmac_tokenizer
 from lakehouse.silver.validate import (
@@ -71,6 +81,7 @@ class SilverResult:
     rows_quarantined: dict[str, int] = field(default_factory=dict)
     rows_bronze: dict[str, int] = field(default_factory=dict)
     skipped_feeds: tuple[str, ...] = ()
+    expectations: list[ExpectationResult] = field(default_factory=list)
 
 
 def silver_table(settings: Settings, feed: FeedConfig) -> str:
@@ -81,8 +92,12 @@ def person_records_table(settings: Settings) -> str:
     return settings.table("silver", PERSON_RECORDS_TABLE)
 
 
-def build_silver(spark: SparkSession, settings: Settings) -> SilverResult:
-    """Rebuild every silver feed table (of feeds that have a bronze table) and silver.person_records."""
+def build_silver(spark: SparkSession, settings: Settings, run_id: str = "") -> SilverResult:
+    """Rebuild every silver feed table (of feeds that have a bronze table) and silver.person_records.
+
+    The feeds' expectations are checked first (their results go to ops.expectation_results under `run_id`);
+    a violated `fail` expectation raises ExpectationFailedError before anything is written.
+    """
     tokenize = hmac_tokenizer(settings.security.hmac_key())
     rejected_at = datetime.now(UTC).replace(tzinfo=None)
     feeds: list[FeedConfig] = []
@@ -92,7 +107,17 @@ def build_silver(spark: SparkSession, settings: Settings) -> SilverResult:
     if skipped:
         logger.info("silver: no bronze table for %s; skipped", ", ".join(f.key for f in skipped))
 
-    checked = {f.key: spark.read.table(settings.table("bronze", f.key)).transform(with_failures, f) for f in feeds}
+    checked = {
+        f.key: spark.read.table(settings.table("bronze", f.key))
+        .transform(with_failures, f)
+        .transform(with_expectations, f)
+        for f in feeds
+    }
+    result = SilverResult(skipped_feeds=tuple(f.key for f in skipped))
+    for feed in feeds:
+        result.expectations.extend(_count_feed(result, settings, feed, checked[feed.key]))
+    record_results(spark, settings, run_id, result.expectations)
+    raise_on_failures(result.expectations)
     valid = {f.key: checked[f.key].transform(filter_valid).transform(with_identity, f) for f in feeds}
     identities = reduce(
         DataFrame.unionByName,
@@ -120,12 +145,7 @@ def build_silver(spark: SparkSession, settings: Settings) -> SilverResult:
         empty_quarantine(spark),
     )
     replace_quarantine(settings, rejected, F.col("stage") == F.lit("silver"))
-    result = SilverResult(
-        rows={person_records_table(settings): n_persons},
-        skipped_feeds=tuple(f.key for f in skipped),
-    )
-    for feed in feeds:
-        _count_feed(result, settings, feed, checked[feed.key])
+    result.rows[person_records_table(settings)] = n_persons
     return result
 
 
@@ -148,13 +168,21 @@ def _write_feed(settings: Settings, feed: FeedConfig, valid: DataFrame, record_i
     )
 
 
-def _count_feed(result: SilverResult, settings: Settings, feed: FeedConfig, checked: DataFrame) -> None:
-    """Add one feed's figures to `result`: bronze rows, silver rows (valid) and quarantined rows, one job."""
+def _count_feed(
+    result: SilverResult, settings: Settings, feed: FeedConfig, checked: DataFrame
+) -> list[ExpectationResult]:
+    """Add one feed's figures to `result` (bronze rows, silver rows, quarantined rows) and return its
+    expectations' results: one aggregation job."""
     counts = checked.agg(
-        F.count(F.lit(1)).alias("bronze"), F.count_if(F.size("failures") == F.lit(0)).alias("valid")
+        F.count(F.lit(1)).alias("bronze"),
+        F.count_if(F.size("failures") == F.lit(0)).alias("valid"),
+        F.count_if(F.forall("failures", lambda f: f["rule"] == F.lit("expectation"))).alias("contract_valid"),
+        *expectation_counts(feed),
     ).first()
-    bronze, valid = (int(counts["bronze"]), int(counts["valid"])) if counts else (0, 0)
+    figures = counts.asDict() if counts else {}
+    bronze, valid = int(figures.get("bronze") or 0), int(figures.get("valid") or 0)
     result.rows[silver_table(settings, feed)] = valid
     result.rows_bronze[feed.key] = bronze
     result.rows_quarantined[feed.key] = bronze - valid
     logger.info("silver %s: %d bronze rows -> %d silver + %d quarantined", feed.key, bronze, valid, bronze - valid)
+    return results_from_counts(feed, figures, int(figures.get("contract_valid") or 0))

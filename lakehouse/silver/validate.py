@@ -137,7 +137,10 @@ def quarantine_rows(rejected: DataFrame, feed: FeedConfig, rejected_at: datetime
     row's raw bronze values as JSON (nulls kept).
     """
     described = F.transform(
-        "failures", lambda f: F.format_string("column %s: rule %s: %s", f["column"], f["rule"], f["message"])
+        "failures",
+        lambda f: F.when(f["column"].isNull(), F.format_string("rule %s: %s", f["rule"], f["message"])).otherwise(
+            F.format_string("column %s: rule %s: %s", f["column"], f["rule"], f["message"])
+        ),
     )
     raw = F.to_json(F.struct(*[F.col(c.name) for c in feed.columns]), {"ignoreNullFields": "false"})
     return rejected.select(
