@@ -21,6 +21,8 @@ from lakehouse.pipeline import STAGES, PipelineError, parse_stages, run_pipeline
 logger = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+KEYED_STAGES = {"silver", "link"}
+"""Stages that tokenize identifiers with the HMAC key (a run that includes one refuses to start without it)."""
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -135,6 +137,31 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show every table of every layer with its row count, Delta version and location.",
     )
     _common(status)
+
+    history = sub.add_parser(
+        "history",
+        help="the Delta versions of a table: when, what operation, rows written; read any with VERSION AS OF",
+        description=(
+            "Show the versions of one table (DESCRIBE HISTORY): version, time, operation and its row figures, "
+            'newest first. Any version can be read back: lakehouse sql "SELECT * FROM gold.dim_person VERSION '
+            'AS OF 3" (within the retention that `lakehouse maintain` keeps).'
+        ),
+    )
+    history.add_argument("table", help="catalog name, e.g. gold.dim_person or silver.person_records")
+    history.add_argument("--limit", type=int, default=20, help="versions to show (default: 20)")
+    _common(history)
+
+    maintain = sub.add_parser(
+        "maintain",
+        help="compact (OPTIMIZE) and vacuum every table, keeping the history that conf/base.yaml retains",
+        description=(
+            "For every Delta table of every layer: OPTIMIZE (bin-packing small files into larger ones), then "
+            "VACUUM with maintenance.vacuum_retain_hours of conf/base.yaml (files older than that which no "
+            "version within it needs are deleted; time travel reaches back that far)."
+        ),
+    )
+    maintain.add_argument("--layers", default="all", help="comma-separated layers (default: all)")
+    _common(maintain)
 
     analyze = sub.add_parser(
         "analyze-blocking",
@@ -280,6 +307,29 @@ def _status(settings: Settings) -> None:
     print(render(spark, settings))
 
 
+def _history(settings: Settings, table: str, limit: int) -> None:
+    from lakehouse.session import build_session
+    from lakehouse.tables import table_history
+
+    spark = build_session(settings)
+    for row in table_history(spark, table, limit):
+        print(row)
+
+
+def _maintain(settings: Settings, layers: str) -> None:
+    from lakehouse.session import build_session
+    from lakehouse.tables import maintain_tables
+
+    chosen = list(settings.databases.all()) if layers == "all" else [x.strip() for x in layers.split(",")]
+    unknown = sorted(set(chosen) - set(settings.databases.all()))
+    if unknown:
+        raise ValueError(f"unknown layer(s) {', '.join(unknown)}: choose from {', '.join(settings.databases.all())}")
+    spark = build_session(settings)
+    databases = [getattr(settings.databases, layer) for layer in chosen]
+    for line in maintain_tables(spark, databases, settings.maintenance.vacuum_retain_hours):
+        print(line)
+
+
 def _dictionary(settings: Settings, output: str) -> None:
     from lakehouse.dictionary import data_dictionary
     from lakehouse.session import build_session
@@ -398,15 +448,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             _deliver(settings, args.partner, args.feed, args.files, args.delivery_id)
         elif args.command == "run":
             settings = with_link_options(settings, retrain=args.retrain, full_relink=args.full_relink)
-            _run(settings, parse_stages(args.stages))
+            stages = parse_stages(args.stages)
+            if set(stages) & KEYED_STAGES:
+                settings.security.hmac_key()  # refuse to start without the key, not at the silver stage
+            _run(settings, stages)
         elif args.command == "link":
             _link_files(settings, args)
         elif args.command == "demo":
+            settings.security.hmac_key()
             _generate(settings, args.people, args.seed, reuse=True)
             _run(settings, STAGES)
             _status(settings)
         elif args.command == "status":
             _status(settings)
+        elif args.command == "history":
+            _history(settings, args.table, args.limit)
+        elif args.command == "maintain":
+            _maintain(settings, args.layers)
         elif args.command == "dictionary":
             _dictionary(settings, args.output)
         elif args.command == "analyze-blocking":

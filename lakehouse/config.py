@@ -165,6 +165,14 @@ class BronzeSettings:
 
 
 @dataclass(frozen=True)
+class MaintenanceSettings:
+    """`lakehouse maintain`: compaction and vacuum of every table."""
+
+    vacuum_retain_hours: int = 168
+    """History kept by VACUUM: time travel reaches back this far (Delta refuses less than 168 h by default)."""
+
+
+@dataclass(frozen=True)
 class SynthSettings:
     """Defaults of `lakehouse generate`; the command line overrides people and seed."""
 
@@ -207,6 +215,7 @@ class Settings:
     databases: DatabaseSettings = field(default_factory=DatabaseSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     bronze: BronzeSettings = field(default_factory=BronzeSettings)
+    maintenance: MaintenanceSettings = field(default_factory=MaintenanceSettings)
     synth: SynthSettings = field(default_factory=SynthSettings)
     public: PublicSettings = field(default_factory=PublicSettings)
     partners: tuple[PartnerConfig, ...] = ()
@@ -529,7 +538,7 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], source: str, prefix: str
     return cls(**kwargs)
 
 
-_TOP_LEVEL = ("storage", "s3", "spark", "databases", "security", "bronze", "synth", "public")
+_TOP_LEVEL = ("storage", "s3", "spark", "databases", "security", "bronze", "maintenance", "synth", "public")
 
 
 def load_partner(path: Path) -> PartnerConfig:

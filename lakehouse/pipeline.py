@@ -20,10 +20,15 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from lakehouse.config import Settings
+from lakehouse.tables import enable_change_data_feed
 
 logger = logging.getLogger(__name__)
 
 STAGES: tuple[str, ...] = ("bronze", "silver", "link", "gold", "public")
+
+
+CHANGE_FEED_STAGES = {"silver": "silver", "link": "mpi"}
+"""Stage -> the layer whose tables keep Delta's Change Data Feed (what changed between versions, row by row)."""
 
 
 class PipelineError(RuntimeError):
@@ -216,6 +221,8 @@ def run_pipeline(
             logger.error("stage %s: failed after %.1f s: %s", stage, seconds, error)
             raise error
         assert figures is not None
+        if stage in CHANGE_FEED_STAGES:
+            enable_change_data_feed(spark, getattr(settings.databases, CHANGE_FEED_STAGES[stage]))
         logger.info("stage %s: done in %.1f s: %s", stage, seconds, json.dumps(figures, default=str))
         result.stages.append(StageResult(stage=stage, seconds=seconds, figures=figures))
     return result

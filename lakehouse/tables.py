@@ -35,6 +35,9 @@ def with_column_comments(df: DataFrame, comments: Mapping[str, str]) -> DataFram
     )
 
 
+CHANGE_DATA_FEED = "delta.enableChangeDataFeed"
+
+
 def write_table(
     df: DataFrame,
     table: str,
@@ -97,3 +100,41 @@ def table_location(spark: SparkSession, table: str) -> str:
 def table_comment(spark: SparkSession, table: str) -> str:
     row = spark.sql(f"DESCRIBE DETAIL {table}").select("description").first()
     return str(row["description"] or "") if row else ""
+
+
+def table_history(spark: SparkSession, table: str, limit: int = 20) -> list[str]:
+    """One line per Delta version of `table`, newest first: version, time, operation and row figures."""
+    lines = []
+    for row in spark.sql(f"DESCRIBE HISTORY {table} LIMIT {int(limit)}").collect():
+        metrics = row["operationMetrics"] or {}
+        figures = ", ".join(
+            f"{k}={v}" for k, v in sorted(metrics.items()) if k.startswith("num") and k.endswith(("Rows", "Files"))
+        )
+        lines.append(f"{table} v{row['version']:<4} {row['timestamp']}  {row['operation']:<24} {figures}")
+    return lines
+
+
+def enable_change_data_feed(spark: SparkSession, database: str) -> list[str]:
+    """Turn on Delta's Change Data Feed for every table of `database` that does not have it; the tables changed."""
+    changed = []
+    for item in spark.catalog.listTables(database):
+        table = f"{database}.{item.name}"
+        properties = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {table}").collect()}
+        if properties.get(CHANGE_DATA_FEED) != "true":
+            spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ('{CHANGE_DATA_FEED}' = 'true')")
+            changed.append(table)
+    return changed
+
+
+def maintain_tables(spark: SparkSession, databases: Sequence[str], retain_hours: int) -> list[str]:
+    """OPTIMIZE then VACUUM (RETAIN `retain_hours` HOURS) every Delta table of `databases`; one line per table."""
+    lines = []
+    for database in databases:
+        for item in spark.catalog.listTables(database):
+            table = f"{database}.{item.name}"
+            optimized = spark.sql(f"OPTIMIZE {table}").select("metrics.numFilesAdded", "metrics.numFilesRemoved")
+            added, removed = optimized.first() or (0, 0)
+            spark.sql(f"VACUUM {table} RETAIN {int(retain_hours)} HOURS")
+            lines.append(f"{table}: compacted {removed} files into {added}; vacuumed, keeping {retain_hours} h")
+            logger.info("%s", lines[-1])
+    return lines

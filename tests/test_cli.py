@@ -11,7 +11,10 @@ from lakehouse.config import load_settings
 from lakehouse.pipeline import parse_stages
 
 
-@pytest.mark.parametrize("command", ["generate", "run", "demo", "status", "sql", "link", "analyze-blocking"])
+@pytest.mark.parametrize(
+    "command",
+    ["generate", "deliver", "run", "demo", "status", "history", "maintain", "sql", "link", "analyze-blocking"],
+)
 def test_every_command_explains_itself(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([command, "--help"])
@@ -39,6 +42,7 @@ def test_demo_refuses_to_mix_two_samples(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("LAKEHOUSE_STORAGE_ROOT", str(tmp_path))
+    monkeypatch.setenv("LAKEHOUSE_HMAC_KEY", "test-only-hmac-key-not-a-secret")
     (tmp_path / "landing" / "cde" / "k12_enrollment" / sample_delivery_id(100, 1)).mkdir(parents=True)
     assert main(["demo", "--people", "200", "--seed", "1"]) == EXIT_USAGE
     assert "make clean-data" in capsys.readouterr().err
@@ -67,3 +71,21 @@ def test_link_reports_a_missing_mapping_file(tmp_path: Path, capsys: pytest.Capt
     code = main(["link", "--input", str(data), "--mapping", str(tmp_path / "none.yaml"), "--out", str(tmp_path)])
     assert code == EXIT_USAGE
     assert "none.yaml: cannot read the mapping file" in capsys.readouterr().err
+
+
+def test_run_refuses_to_start_without_the_key(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("LAKEHOUSE_HMAC_KEY", raising=False)
+    assert main(["run", "--env", "s3"]) == EXIT_USAGE  # before any Spark session or S3 call
+    assert "LAKEHOUSE_HMAC_KEY is not set" in capsys.readouterr().err
+
+
+def test_deliver_refuses_an_unknown_feed_and_names_the_known(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "k.csv"
+    data.write_text("a\n")
+    assert main(["deliver", "--partner", "cde", "--feed", "k12_enrolment", str(data)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "partner cde has no feed 'k12_enrolment'" in err and "k12_enrollment" in err

@@ -27,6 +27,7 @@ from lakehouse.gold import GOLD_TABLES, load_gold_config
 from lakehouse.pipeline import STAGES, PipelineResult, run_pipeline
 from lakehouse.session import create_databases
 from lakehouse.synth import generate
+from lakehouse.tables import CHANGE_DATA_FEED, maintain_tables, table_history
 from tests.conftest import isolated
 from tests.suppression_audit import recoverable_cells
 
@@ -196,6 +197,33 @@ def test_reingest_is_a_noop(spark: SparkSession, e2e: tuple[Settings, PipelineRe
     assert before == after
     assert result.stages[0].figures["deliveries_ingested"] == 0
     assert result.stages[0].figures["deliveries_skipped"] == len(settings.feeds())
+
+
+def test_silver_and_mpi_keep_a_change_data_feed(spark: SparkSession, e2e: tuple[Settings, PipelineResult]) -> None:
+    settings, _ = e2e
+    for layer in ("silver", "mpi"):
+        database = getattr(settings.databases, layer)
+        tables = [t.name for t in spark.catalog.listTables(database)]
+        assert tables, layer
+        for name in tables:
+            properties = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {database}.{name}").collect()}
+            assert properties.get(CHANGE_DATA_FEED) == "true", f"{database}.{name}"
+    gold = settings.databases.gold
+    properties = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {gold}.dim_person").collect()}
+    assert CHANGE_DATA_FEED not in properties  # gold is rebuilt whole: its history is enough
+
+
+def test_history_time_travel_and_maintenance(spark: SparkSession, e2e: tuple[Settings, PipelineResult]) -> None:
+    settings, _ = e2e
+    mart = settings.table("public", "student_pathways")
+    first = spark.sql(f"SELECT count(*) FROM {mart} VERSION AS OF 0").first()
+    assert first is not None and first[0] == spark.table(mart).count()
+    lines = table_history(spark, mart)
+    assert lines and lines[-1].startswith(f"{mart} v0 ") and "CREATE" in lines[-1]
+    report = maintain_tables(spark, [settings.databases.public], retain_hours=168)
+    assert any(line.startswith(f"{mart}: compacted ") for line in report)
+    again = spark.sql(f"SELECT count(*) FROM {mart} VERSION AS OF 0").first()  # vacuum kept the week
+    assert again is not None and again[0] == first[0]
 
 
 READER = """
