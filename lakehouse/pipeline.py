@@ -20,7 +20,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from lakehouse.config import Settings
-from lakehouse.tables import enable_change_data_feed
+from lakehouse.tables import enable_change_data_feed, table_exists, table_versions, write_table
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ def _bronze(spark: SparkSession, settings: Settings, run_id: str) -> dict[str, A
     for r in rejected:
         logger.error("delivery %s/%s/%s rejected: %s", r.partner, r.feed, r.delivery_id, r.reason)
     figures = {
+        "deliveries": [f"{r.partner}/{r.feed}/{r.delivery_id}: {r.status}" for r in results],
         "deliveries_ingested": sum(r.status == "ingested" for r in results),
         "deliveries_skipped": sum(r.status == "skipped" for r in results),
         "deliveries_rejected": len(rejected),
@@ -165,8 +166,66 @@ _RUNS_SCHEMA = T.StructType(
         T.StructField("seconds", T.DoubleType(), False),
         T.StructField("figures", T.StringType(), True),
         T.StructField("error", T.StringType(), True),
+        T.StructField("user", T.StringType(), True),
+        T.StructField("host", T.StringType(), True),
+        T.StructField("command", T.StringType(), True),
+        T.StructField("env", T.StringType(), True),
+        T.StructField("code_version", T.StringType(), True),
+        T.StructField("deliveries", T.ArrayType(T.StringType()), True),
+        T.StructField("tables_read", T.MapType(T.StringType(), T.LongType()), True),
+        T.StructField("tables_written", T.MapType(T.StringType(), T.LongType()), True),
     ]
 )
+"""ops.pipeline_runs, the audit of every run: one row per stage. Columns after `error` were added later; an
+older table gains them on its next append."""
+RUNS_COMMENT = (
+    "Audit of every pipeline run, one row per stage: who (user, host), what (command, env, code_version), when "
+    "(started_at, seconds), the deliveries bronze handled (partner/feed/delivery: status), the Delta version of "
+    "every table the stage read (the versions of its input layers when it started) and wrote (new versions), "
+    "its figures (row counts, expectation outcomes) and its outcome (status, error)."
+)
+STAGE_READS = {
+    "bronze": (),
+    "silver": ("bronze",),
+    "link": ("silver", "mpi"),
+    "gold": ("silver", "mpi"),
+    "public": ("gold",),
+}
+"""Layers each stage reads (bronze reads landing, recorded as its deliveries)."""
+
+
+def _git_commit() -> str:
+    """The commit of the checkout the code runs from, "" when it is not one (an installed wheel)."""
+    import subprocess
+    from pathlib import Path
+
+    checkout = Path(__file__).resolve().parent.parent
+    if not (checkout / ".git").exists():
+        return ""
+    done = subprocess.run(
+        ["git", "-C", str(checkout), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def _who_and_what(settings: Settings) -> tuple[str, str, str, str, str]:
+    import getpass
+    import socket
+    import sys
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        code = version("lakehouse")
+    except PackageNotFoundError:  # pragma: no cover - only when run from an uninstalled checkout
+        code = "unknown"
+    commit = _git_commit()
+    if commit:
+        code += f" ({commit})"
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # pragma: no cover - a container user without a passwd entry
+        user = "unknown"
+    return user, socket.gethostname(), " ".join(sys.argv), settings.env, code
 
 
 def record_stage(
@@ -180,11 +239,32 @@ def record_stage(
     seconds: float,
     figures: dict[str, Any] | None,
     error: str | None = None,
+    tables_read: dict[str, int] | None = None,
+    tables_written: dict[str, int] | None = None,
 ) -> None:
     """Append one row to ops.pipeline_runs (one row per stage per run)."""
-    row = (run_id, stage, status, started_at, seconds, json.dumps(figures, default=str), error)
-    df = spark.createDataFrame([row], _RUNS_SCHEMA)
-    df.write.format("delta").mode("append").saveAsTable(settings.table("ops", "pipeline_runs"))
+    deliveries = (figures or {}).get("deliveries")
+    row = (
+        run_id,
+        stage,
+        status,
+        started_at,
+        seconds,
+        json.dumps(figures, default=str),
+        error,
+        *_who_and_what(settings),
+        list(deliveries) if deliveries is not None else None,
+        tables_read,
+        tables_written,
+    )
+    table = settings.table("ops", "pipeline_runs")
+    write_table(
+        spark.createDataFrame([row], _RUNS_SCHEMA),
+        table,
+        mode="append",
+        merge_schema=True,
+        comment=None if table_exists(spark, table) else RUNS_COMMENT,
+    )
 
 
 def run_pipeline(
@@ -193,19 +273,29 @@ def run_pipeline(
     stages: Sequence[str] = STAGES,
     run_id: str | None = None,
 ) -> PipelineResult:
-    """Run `stages` in order; stop at the first failure (recorded, then re-raised)."""
+    """Run `stages` in order; stop at the first failure (recorded, then re-raised).
+
+    Each stage's row in ops.pipeline_runs records the versions of the tables it read and wrote: every table's
+    latest Delta version is taken before and after the stage (from the tables' logs, one listing per layer).
+    """
     result = PipelineResult(run_id=run_id or new_run_id())
     logger.info("pipeline run %s: stages %s", result.run_id, ", ".join(stages))
+    layers = list(settings.databases.all())
     for stage in stages:
         started_at, start = datetime.now(UTC), time.perf_counter()
         logger.info("stage %s: started", stage)
+        before = table_versions(spark, settings, layers)
         figures: dict[str, Any] | None = None
         error: Exception | None = None
         try:
             figures = STAGE_FUNCTIONS[stage](spark, settings, result.run_id)
+            if stage in CHANGE_FEED_STAGES:
+                enable_change_data_feed(spark, getattr(settings.databases, CHANGE_FEED_STAGES[stage]))
         except Exception as exc:
             error = exc
         seconds = time.perf_counter() - start
+        after = table_versions(spark, settings, layers)
+        read_databases = {getattr(settings.databases, layer) for layer in STAGE_READS[stage]}
         record_stage(
             spark,
             settings,
@@ -216,13 +306,13 @@ def run_pipeline(
             seconds=seconds,
             figures=figures,
             error=str(error) if error else None,
+            tables_read={t: v for t, v in before.items() if t.split(".")[0] in read_databases},
+            tables_written={t: v for t, v in after.items() if before.get(t) != v},
         )
         if error is not None:
             logger.error("stage %s: failed after %.1f s: %s", stage, seconds, error)
             raise error
         assert figures is not None
-        if stage in CHANGE_FEED_STAGES:
-            enable_change_data_feed(spark, getattr(settings.databases, CHANGE_FEED_STAGES[stage]))
         logger.info("stage %s: done in %.1f s: %s", stage, seconds, json.dumps(figures, default=str))
         result.stages.append(StageResult(stage=stage, seconds=seconds, figures=figures))
     return result

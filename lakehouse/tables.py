@@ -9,6 +9,8 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from lakehouse.config import Settings
+
 logger = logging.getLogger(__name__)
 
 
@@ -138,3 +140,27 @@ def maintain_tables(spark: SparkSession, databases: Sequence[str], retain_hours:
             lines.append(f"{table}: compacted {removed} files into {added}; vacuumed, keeping {retain_hours} h")
             logger.info("%s", lines[-1])
     return lines
+
+
+def table_versions(spark: SparkSession, settings: Settings, layers: Sequence[str]) -> dict[str, int]:
+    """`database.table` -> latest Delta version of every table of `layers`, from the tables' commit files.
+
+    One glob per layer over `<warehouse>/<database>.db/*/_delta_log/*.json` through Hadoop's FileSystem (a
+    listing, no Spark job): cheap enough to take before and after every stage, on local disk or S3.
+    """
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]
+    versions: dict[str, int] = {}
+    warehouse = settings.storage.path("warehouse").rstrip("/")
+    for layer in layers:
+        database = getattr(settings.databases, layer)
+        pattern = jvm.org.apache.hadoop.fs.Path(f"{warehouse}/{database}.db/*/_delta_log/*.json")
+        for status in pattern.getFileSystem(conf).globStatus(pattern) or []:
+            path = status.getPath()
+            table = path.getParent().getParent().getName()
+            stem = path.getName().removesuffix(".json")
+            if stem.isdigit():
+                key = f"{database}.{table}"
+                versions[key] = max(versions.get(key, -1), int(stem))
+    return versions

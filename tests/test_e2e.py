@@ -226,6 +226,29 @@ def test_history_time_travel_and_maintenance(spark: SparkSession, e2e: tuple[Set
     assert again is not None and again[0] == first[0]
 
 
+def test_every_run_is_audited(spark: SparkSession, e2e: tuple[Settings, PipelineResult]) -> None:
+    settings, result = e2e
+    runs = spark.table(settings.table("ops", "pipeline_runs")).where(F.col("run_id") == result.run_id)
+    rows = {r["stage"]: r for r in runs.collect()}
+    assert set(rows) == set(STAGES)
+    bronze, silver, gold = rows["bronze"], rows["silver"], rows["gold"]
+    assert all(r["status"] == "succeeded" and r["user"] and r["env"] == "local" for r in rows.values())
+    assert r"lakehouse" in bronze["code_version"]
+    assert len(bronze["deliveries"]) == len(settings.feeds())
+    assert all(d.endswith(": ingested") for d in bronze["deliveries"])
+    written_by_bronze = bronze["tables_written"]
+    assert {settings.table("bronze", f.key) for f in settings.feeds()} <= set(written_by_bronze)
+    # silver read the bronze versions bronze wrote, and wrote silver tables of its own
+    for table, version in silver["tables_read"].items():
+        assert table.startswith(settings.databases.bronze + ".")
+        assert version == written_by_bronze.get(table, version)
+    assert settings.table("silver", "person_records") in silver["tables_written"]
+    assert settings.table("gold", "dim_person") in gold["tables_written"]
+    assert set(gold["tables_read"]) >= {settings.table("mpi", "crosswalk")}
+    expectations = json.loads(silver["figures"])["expectations"]
+    assert expectations and all(" of " in outcome for outcome in expectations.values())
+
+
 READER = """
 import json, os, sys
 from deltalake import DeltaTable
