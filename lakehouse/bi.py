@@ -185,8 +185,13 @@ def server_command(settings: Settings, paths: BiPaths, host: str, port: int) -> 
     conf = bi_conf(settings, paths, guarded=True)
     command = [str(_spark_home() / "bin" / "spark-submit"), "--class", SERVER_CLASS, "--name", "lakehouse-bi"]
     # On the driver's class path too: the server opens each JDBC session's catalog (Delta's) from the JVM's
-    # own class loader, which does not see spark.jars.
-    command += ["--driver-class-path", conf["spark.jars"].replace(",", os.pathsep)]
+    # own class loader, which does not see spark.jars. --driver-class-path is spark.driver.extraClassPath, so
+    # the entries already in that setting (the S3A jars) join it instead of replacing it.
+    class_path = [conf["spark.jars"].replace(",", os.pathsep)]
+    extra = conf.pop("spark.driver.extraClassPath", "")
+    if extra:
+        class_path.append(extra)
+    command += ["--driver-class-path", os.pathsep.join(class_path)]
     for key, value in conf.items():
         command += ["--conf", f"{key}={value}"]
     command += [
