@@ -215,7 +215,7 @@ def _who_and_what(settings: Settings) -> tuple[str, str, str, str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        code = version("lakehouse")
+        code = f"lakehouse {version('lakehouse')}"
     except PackageNotFoundError:  # pragma: no cover - only when run from an uninstalled checkout
         code = "unknown"
     commit = _git_commit()
