@@ -322,6 +322,11 @@ class FeedConfig:
         """`<partner>_<feed>`, the table name of this feed in bronze and silver."""
         return f"{self.partner}_{self.name}"
 
+    @property
+    def has_header_line(self) -> bool:
+        """Files start with a header line: CSV with `header: true` (JSON Lines and fixed-width files never do)."""
+        return self.format == "csv" and self.header
+
     def column(self, name: str) -> ColumnConfig:
         for column in self.columns:
             if column.name == name:

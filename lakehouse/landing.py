@@ -63,10 +63,16 @@ class _Digester:
         return FileDigest(self.size, self.sha.hexdigest(), self.newlines + (self.last != b"\n"))
 
 
-class Store(Protocol):
-    """The few file operations a delivery needs."""
+class Writer(Protocol):
+    """What writing a manifest into a delivery folder needs."""
 
     def exists(self, path: str) -> bool: ...
+
+    def write_text(self, path: str, text: str) -> None: ...
+
+
+class Store(Writer, Protocol):
+    """The file operations the generator needs to lay out a delivery written by Spark."""
 
     def list_dir(self, path: str) -> list[tuple[str, bool]]: ...
 
@@ -74,9 +80,11 @@ class Store(Protocol):
 
     def delete(self, path: str) -> None: ...
 
-    def write_text(self, path: str, text: str) -> None: ...
-
     def digest(self, path: str) -> FileDigest: ...
+
+
+class Uploader(Writer, Protocol):
+    """What `deliver` needs: a partner's local files uploaded, then the manifest."""
 
     def upload(self, source: Path, path: str) -> None: ...
 
@@ -176,13 +184,10 @@ class HadoopStore:
             stream.close()
         return digester.result()
 
-    def upload(self, source: Path, path: str) -> None:
-        fs, jpath = self._resolve(path)
-        fs.copyFromLocalFile(False, True, self._jvm.org.apache.hadoop.fs.Path(str(source.resolve())), jpath)
-
 
 class S3Store:
-    """S3 through boto3 (s3:// or s3a:// URIs): endpoint and region from conf `s3`, credentials from the AWS chain."""
+    """S3 through boto3 (s3:// or s3a:// URIs), as `deliver` uses it: endpoint and region from conf `s3`,
+    credentials from the AWS chain."""
 
     def __init__(self, s3: S3Settings) -> None:
         import boto3
@@ -205,17 +210,8 @@ class S3Store:
         bucket, _, key = rest.partition("/")
         return bucket, key.strip("/")
 
-    def _keys(self, path: str) -> list[str]:
-        bucket, key = self._split(path)
-        paginator = self._client.get_paginator("list_objects_v2")
-        prefix = f"{key}/" if key else ""
-        return [
-            item["Key"]
-            for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
-            for item in page.get("Contents", [])
-        ]
-
     def exists(self, path: str) -> bool:
+        """True when `path` is an object or a prefix of one (a folder)."""
         bucket, key = self._split(path)
         from botocore.exceptions import ClientError
 
@@ -223,36 +219,12 @@ class S3Store:
             self._client.head_object(Bucket=bucket, Key=key)
             return True
         except ClientError:
-            return bool(self._keys(path))
-
-    def list_dir(self, path: str) -> list[tuple[str, bool]]:
-        _, key = self._split(path)
-        depth = len(key.split("/")) if key else 0
-        entries = {(k.split("/")[depth], len(k.split("/")) > depth + 1) for k in self._keys(path)}
-        return sorted(entries)
-
-    def rename(self, source: str, target: str) -> None:
-        bucket, key = self._split(source)
-        target_bucket, target_key = self._split(target)
-        self._client.copy({"Bucket": bucket, "Key": key}, target_bucket, target_key)
-        self._client.delete_object(Bucket=bucket, Key=key)
-
-    def delete(self, path: str) -> None:
-        bucket, key = self._split(path)
-        for name in self._keys(path) or [key]:
-            self._client.delete_object(Bucket=bucket, Key=name)
+            listed = self._client.list_objects_v2(Bucket=bucket, Prefix=f"{key}/" if key else "", MaxKeys=1)
+            return int(listed.get("KeyCount", 0)) > 0
 
     def write_text(self, path: str, text: str) -> None:
         bucket, key = self._split(path)
         self._client.put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"))
-
-    def digest(self, path: str) -> FileDigest:
-        bucket, key = self._split(path)
-        body = self._client.get_object(Bucket=bucket, Key=key)["Body"]
-        digester = _Digester()
-        for chunk in body.iter_chunks(CHUNK):
-            digester.update(chunk)
-        return digester.result()
 
     def upload(self, source: Path, path: str) -> None:
         """Upload one local file (multipart above 8 MB, as boto3's transfer manager does)."""
@@ -268,7 +240,7 @@ def store_for(spark: SparkSession, path: str) -> Store:
 
 
 def write_manifest(
-    store: Store, folder: str, feed: FeedConfig, delivery_id: str, files: list[dict[str, Any]]
+    store: Writer, folder: str, feed: FeedConfig, delivery_id: str, files: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """Write `_manifest.json` of the delivery in `folder` (last, so its presence means the delivery is complete)."""
     manifest = {
@@ -306,7 +278,7 @@ def new_delivery_id() -> str:
     return datetime.now(UTC).strftime("d%Y%m%dT%H%M%SZ")
 
 
-def landing_store(settings: Settings) -> Store:
+def landing_store(settings: Settings) -> Uploader:
     """Where `lakehouse deliver` writes: S3 through boto3 for an s3a:// or s3:// landing, else the local folder."""
     landing = settings.storage.path("landing")
     if landing.startswith(("s3a://", "s3://")):
@@ -323,7 +295,7 @@ def deliver(
     files: list[Path],
     *,
     delivery_id: str | None = None,
-    store: Store | None = None,
+    store: Uploader | None = None,
 ) -> Delivery:
     """Put `files` into landing as one delivery of `partner`'s `feed_name`, with its manifest, written last.
 
@@ -357,13 +329,17 @@ def deliver(
     folder = f"{settings.storage.path('landing').rstrip('/')}/{partner}/{feed_name}/{delivery}"
     if target.exists(folder):
         raise FileExistsError(f"delivery {delivery} of {partner}/{feed_name} is already in landing ({folder})")
-    header = feed.format == "csv" and feed.header
     local = LocalStore()
     entries = []
     for path in files:
         digest = local.digest(str(path))
         entries.append(
-            {"name": path.name, "bytes": digest.bytes, "sha256": digest.sha256, "rows": digest.data_rows(header)}
+            {
+                "name": path.name,
+                "bytes": digest.bytes,
+                "sha256": digest.sha256,
+                "rows": digest.data_rows(feed.has_header_line),
+            }
         )
     for path in files:
         target.upload(path, f"{folder}/{path.name}")

@@ -241,8 +241,10 @@ def record_stage(
     error: str | None = None,
     tables_read: dict[str, int] | None = None,
     tables_written: dict[str, int] | None = None,
+    who: tuple[str, str, str, str, str],
 ) -> None:
-    """Append one row to ops.pipeline_runs (one row per stage per run)."""
+    """Append one row to ops.pipeline_runs (one row per stage per run); `who` is `_who_and_what`, taken once
+    per run."""
     deliveries = (figures or {}).get("deliveries")
     row = (
         run_id,
@@ -252,7 +254,7 @@ def record_stage(
         seconds,
         json.dumps(figures, default=str),
         error,
-        *_who_and_what(settings),
+        *who,
         list(deliveries) if deliveries is not None else None,
         tables_read,
         tables_written,
@@ -281,6 +283,7 @@ def run_pipeline(
     result = PipelineResult(run_id=run_id or new_run_id())
     logger.info("pipeline run %s: stages %s", result.run_id, ", ".join(stages))
     layers = list(settings.databases.all())
+    who = _who_and_what(settings)
     for stage in stages:
         started_at, start = datetime.now(UTC), time.perf_counter()
         logger.info("stage %s: started", stage)
@@ -308,6 +311,7 @@ def run_pipeline(
             error=str(error) if error else None,
             tables_read={t: v for t, v in before.items() if t.split(".")[0] in read_databases},
             tables_written={t: v for t, v in after.items() if before.get(t) != v},
+            who=who,
         )
         if error is not None:
             logger.error("stage %s: failed after %.1f s: %s", stage, seconds, error)

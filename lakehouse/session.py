@@ -50,14 +50,14 @@ def local_jars() -> list[str]:
 
 
 S3A_DIR = "s3a"
-"""Sub-folder of the jars folder with hadoop-aws and the AWS SDK bundle (infra/jvm/pom.xml, execution s3a)."""
+"""Sub-folder of the jars folder with hadoop-aws and the AWS SDK modules it needs (infra/jvm/pom.xml, execution s3a)."""
 
 
 def s3a_class_path() -> str:
     """Class-path entry of the S3A jars (`<jars>/s3a/*`), or "" when they are not resolved.
 
-    On the class path by local path, not in spark.jars: the SDK bundle is 560 MB and spark.jars copies
-    every jar to every executor of every application.
+    On the class path by local path, as on a real cluster's image: only s3a:// storage needs them, and
+    spark.jars would copy them into every application.
     """
     folder = jars_dir() / S3A_DIR
     return f"{folder}/*" if any(folder.glob("hadoop-aws-*.jar")) else ""

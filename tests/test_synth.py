@@ -65,7 +65,7 @@ def _data_lines(feed: FeedConfig, folder: str) -> list[str]:
         text = (Path(folder) / name["name"]).read_text(encoding="utf-8")
         assert text == "" or text.endswith("\n")
         file_lines = text.split("\n")[:-1]
-        lines.extend(file_lines[1:] if feed.format == "csv" and feed.header else file_lines)
+        lines.extend(file_lines[1:] if feed.has_header_line else file_lines)
     return lines
 
 
@@ -139,7 +139,7 @@ def test_manifests_match_their_files(delivery: tuple[Settings, GenerateResult]) 
         total = 0
         for entry in manifest["files"]:
             data = (Path(r.path) / entry["name"]).read_bytes()
-            header = 1 if feed.format == "csv" and feed.header else 0
+            header = 1 if feed.has_header_line else 0
             assert entry["bytes"] == len(data)
             assert entry["sha256"] == hashlib.sha256(data).hexdigest()
             assert entry["rows"] == data.count(b"\n") - header

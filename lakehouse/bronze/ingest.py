@@ -50,7 +50,7 @@ from lakehouse.bronze.parse import (
     with_line_numbers,
     with_parsed_fields,
 )
-from lakehouse.bronze.quarantine import replace_quarantine, replace_rows
+from lakehouse.bronze.quarantine import problem_text, replace_quarantine, replace_rows
 from lakehouse.config import FeedConfig, Settings
 from lakehouse.tables import table_exists, write_table
 
@@ -223,7 +223,7 @@ def ingest_delivery(
             )
         offsets_df = spark.createDataFrame(offsets, OFFSETS_SCHEMA)
         numbered = with_line_numbers(lines, offsets_df)
-        if has_header(feed):
+        if feed.has_header_line:
             numbered = numbered.where(F.col("line_number") > F.lit(1))
         parsed = numbered.transform(with_parsed_fields, feed, settings.bronze.max_field_chars).persist(
             StorageLevel.MEMORY_AND_DISK
@@ -324,11 +324,6 @@ def check_encoding(parsed: DataFrame, counts: dict[str | None, int]) -> None:
     )
 
 
-def has_header(feed: FeedConfig) -> bool:
-    """CSV files start with a header line (JSON Lines and fixed-width files never do)."""
-    return feed.format == "csv" and feed.header
-
-
 def check_files(spark: SparkSession, fs: LandingFileSystem, folder: DeliveryFolder, manifest: Manifest) -> None:
     """Every listed file exists with its byte size and sha256, and no unlisted file is in the folder.
 
@@ -369,7 +364,7 @@ def check_files(spark: SparkSession, fs: LandingFileSystem, folder: DeliveryFold
 
 def check_lines(files: dict[str, FileLines], manifest: Manifest, feed: FeedConfig) -> None:
     """CSV headers equal the feed's columns in order; data lines per file equal the manifest's rows."""
-    header = has_header(feed)
+    header = feed.has_header_line
     expected = [c.name for c in feed.columns]
     for file in manifest.files:
         summary = files.get(file.name, FileLines(name=file.name, lines=0, first_line=None))
@@ -460,14 +455,12 @@ def _write_quarantine(
         F.col("line_number"),
         F.col("rule"),
         F.col("rule_column").alias("column"),
-        F.when(
-            F.col("rule_column").isNotNull(),
-            F.format_string(
-                "file %s line %d: column %s: rule %s: %s", "source_file", "line_number", "rule_column", "rule", "detail"
-            ),
-        )
-        .otherwise(F.format_string("file %s line %d: rule %s: %s", "source_file", "line_number", "rule", "detail"))
-        .alias("reason"),
+        F.format_string(
+            "file %s line %d: %s",
+            "source_file",
+            "line_number",
+            problem_text(F.col("rule_column"), F.col("rule"), F.col("detail")),
+        ).alias("reason"),
         F.col("raw"),
         F.lit(ingested_at).cast("timestamp").alias("rejected_at"),
     )

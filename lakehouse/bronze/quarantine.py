@@ -49,6 +49,14 @@ QUARANTINE_COLUMN_COMMENTS = {
 }
 
 
+def problem_text(column: Column, rule: Column, detail: Column) -> Column:
+    """ "column C: rule R: detail", or "rule R: detail" when the problem has no column: how every quarantine
+    reason (bronze and silver) names a problem, after its "file F line L: " place."""
+    return F.when(column.isNull(), F.format_string("rule %s: %s", rule, detail)).otherwise(
+        F.format_string("column %s: rule %s: %s", column, rule, detail)
+    )
+
+
 def replace_rows(
     df: DataFrame,
     table: str,

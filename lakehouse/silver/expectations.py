@@ -30,7 +30,7 @@ from pyspark.sql import types as T
 from lakehouse.config import ExpectationConfig, FeedConfig, Settings
 from lakehouse.pipeline import PipelineError
 from lakehouse.reference import read_table
-from lakehouse.silver.validate import typed_value
+from lakehouse.silver.validate import failure, typed_value
 from lakehouse.tables import table_exists, write_table
 
 logger = logging.getLogger(__name__)
@@ -117,7 +117,6 @@ def with_expectations(checked: DataFrame, feed: FeedConfig) -> DataFrame:
     frame = frame.withColumns({c.name: typed_value(c, F.col(f"{RAW_PREFIX}{c.name}")) for c in typed}).withColumn(
         VALID, F.size("failures") == F.lit(0)
     )
-    flags: dict[str, Column] = {}
     for index, expectation in enumerate(feed.expectations):
         name = flag_column(index)
         if expectation.expect is not None:
@@ -133,16 +132,11 @@ def with_expectations(checked: DataFrame, feed: FeedConfig) -> DataFrame:
                 "key"
             )
             violates = F.col(reference.column).isNotNull() & F.col(f"{name}_known").isNull()
-        flags[name] = F.col(VALID) & violates
-        frame = frame.withColumn(name, flags[name])
+        frame = frame.withColumn(name, F.col(VALID) & violates)
     dropped = [
         F.when(
             F.col(flag_column(i)),
-            F.struct(
-                F.lit("expectation").alias("rule"),
-                F.lit(e.column()).cast("string").alias("column"),
-                F.lit(f"violates expectation {e.name} ({e.describe()})").alias("message"),
-            ),
+            failure("expectation", e.column(), F.lit(f"violates expectation {e.name} ({e.describe()})")),
         )
         for i, e in enumerate(feed.expectations)
         if e.on_violation == "drop"

@@ -24,6 +24,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lakehouse.bronze.quarantine import problem_text
 from lakehouse.config import ColumnConfig, FeedConfig
 from lakehouse.silver.identity import standardized_identity
 from lakehouse.silver.standardize import parse_date
@@ -65,8 +66,9 @@ def _type_description(column: ColumnConfig) -> str:
     return column.spark_type()
 
 
-def _failure(rule: str, column: ColumnConfig, message: Column) -> Column:
-    return F.struct(F.lit(rule).alias("rule"), F.lit(column.name).alias("column"), message.alias("message"))
+def failure(rule: str, column: str | None, message: Column) -> Column:
+    """One element of `failures`: (rule, column or null, message)."""
+    return F.struct(F.lit(rule).alias("rule"), F.lit(column).cast("string").alias("column"), message.alias("message"))
 
 
 def column_failures(column: ColumnConfig) -> list[Column]:
@@ -78,17 +80,17 @@ def column_failures(column: ColumnConfig) -> list[Column]:
     shown = F.lit("(withheld: pii)") if column.pii else F.format_string("'%s'", text)
     checks = []
     if column.required:
-        checks.append(F.when(text.isNull(), _failure("required", column, F.lit("a required value is missing"))))
+        checks.append(F.when(text.isNull(), failure("required", column.name, F.lit("a required value is missing"))))
     if column.identity:
         return checks
     if column.type != "string":
         message = F.concat(F.lit("value "), shown, F.lit(f" is not a valid {_type_description(column)}"))
         bad_type = text.isNotNull() & typed_value(column, F.col(column.name)).isNull()
-        checks.append(F.when(bad_type, _failure("type", column, message)))
+        checks.append(F.when(bad_type, failure("type", column.name, message)))
     if column.allowed:
         message = F.concat(F.lit("value "), shown, F.lit(f" is not one of {', '.join(column.allowed)}"))
         checks.append(
-            F.when(text.isNotNull() & ~text.isin(*column.allowed), _failure("allowed_values", column, message))
+            F.when(text.isNotNull() & ~text.isin(*column.allowed), failure("allowed_values", column.name, message))
         )
     return checks
 
@@ -102,10 +104,7 @@ def identity_failure(feed: FeedConfig) -> Column:
     standardized = standardized_identity(feed)
     values = [standardized[name].cast("string") for name in IDENTIFYING]
     message = F.lit("no usable identity value: every identifying column is missing or invalid after standardization")
-    failure = F.struct(
-        F.lit("identity").alias("rule"), F.lit(None).cast("string").alias("column"), message.alias("message")
-    )
-    return F.when(F.coalesce(*values).isNull(), failure)
+    return F.when(F.coalesce(*values).isNull(), failure("identity", None, message))
 
 
 def with_failures(bronze: DataFrame, feed: FeedConfig) -> DataFrame:
@@ -136,12 +135,7 @@ def quarantine_rows(rejected: DataFrame, feed: FeedConfig, rejected_at: datetime
     the reason ("file f line 3: column school_year: rule type: value 'x' is not a valid int"), and the
     row's raw bronze values as JSON (nulls kept).
     """
-    described = F.transform(
-        "failures",
-        lambda f: F.when(f["column"].isNull(), F.format_string("rule %s: %s", f["rule"], f["message"])).otherwise(
-            F.format_string("column %s: rule %s: %s", f["column"], f["rule"], f["message"])
-        ),
-    )
+    described = F.transform("failures", lambda f: problem_text(f["column"], f["rule"], f["message"]))
     raw = F.to_json(F.struct(*[F.col(c.name) for c in feed.columns]), {"ignoreNullFields": "false"})
     return rejected.select(
         F.lit("silver").alias("stage"),

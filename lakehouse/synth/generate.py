@@ -169,7 +169,7 @@ def generate(
             )
             staged = f"{staging}/lines/{feed.key}"
             lines.write.mode("overwrite").parquet(staged)
-            header = csv_header(feed) if feed.format == "csv" and feed.header else None
+            header = csv_header(feed) if feed.has_header_line else None
             files = write_files(
                 spark,
                 spark.read.parquet(staged),
