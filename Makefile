@@ -16,7 +16,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 export SPARK_LOCAL_IP := 127.0.0.1
 
-.PHONY: help setup venv jars run test lint format clean clean-data bench-er bench-bi serve-bi stop-bi docs s3proxy s3-up s3-down
+.PHONY: help setup venv jars run test lint format clean clean-data bench-er bench-bi serve-bi stop-bi docs s3proxy s3-up s3-down metastore-up metastore-down
 
 help:
 	@echo "make run    set up, generate $(PEOPLE) people, run the whole pipeline locally, print the tables"
@@ -28,6 +28,7 @@ help:
 	@echo "make clean-data  remove ./data (generated deliveries and tables);  make clean  everything built"
 	@echo "make bench-bi  BI query latency over the Thrift server: on the make run lakehouse, or BENCH_BI_PEOPLE=N (built once under bench/bi/work)"
 	@echo "make s3-up  start the local S3-compatible server (S3Proxy) on 127.0.0.1:$(S3_PORT) for ENV=s3;  make s3-down  stop it"
+	@echo "make metastore-up  start a shared metastore (Derby network server) on 127.0.0.1:$(METASTORE_PORT);  make metastore-down"
 	@echo "make bench-er  entity-resolution benchmark: ours vs the deterministic baseline and Splink (BENCH_ER_PEOPLE=$(BENCH_ER_PEOPLE), BENCH_ER_REPEATS=$(BENCH_ER_REPEATS), BENCH_ER_ARGS=...)"
 
 setup: $(STAMPS)/venv $(STAMPS)/jars $(STAMPS)/spark-defaults $(STAMPS)/s3proxy
@@ -41,13 +42,14 @@ $(STAMPS)/venv: pyproject.toml
 	@touch $@
 
 jars: $(STAMPS)/jars
-# Delta's and S3A's jars from Maven Central (.jars/, .jars/s3a/), then the lakehouse's own JVM classes
-# compiled against pyspark's jars.
+# Delta's, S3A's and Derby's network jars from Maven Central (.jars/, .jars/s3a/, .jars/metastore/), then the
+# lakehouse's own JVM classes compiled against pyspark's jars.
 $(STAMPS)/jars: infra/jvm/pom.xml infra/jvm/build.sh $(shell find infra/jvm/src -name '*.java') $(STAMPS)/venv
 	@mkdir -p $(STAMPS) $(JARS)
-	rm -f $(JARS)/*.jar $(JARS)/s3a/*.jar
+	rm -f $(JARS)/*.jar $(JARS)/s3a/*.jar $(JARS)/metastore/*.jar
 	mvn --batch-mode --quiet -f infra/jvm/pom.xml \
-	  dependency:copy-dependencies@delta dependency:copy-dependencies@s3a -Djars.dir=$(CURDIR)/$(JARS)
+	  dependency:copy-dependencies@delta dependency:copy-dependencies@s3a dependency:copy-dependencies@metastore \
+	  -Djars.dir=$(CURDIR)/$(JARS)
 	infra/jvm/build.sh $(BIN)/python $(JARS)
 	@ls $(JARS)/*.jar
 	@touch $@
@@ -110,12 +112,22 @@ BENCH_ER_ARGS    ?=
 S3_PORT    ?= 9320
 S3_DIR     ?= data/s3-server
 S3_BUCKETS ?= c2c-landing c2c-lakehouse
+# The shared metastore (infra/metastore/metastore-server) for jobs that run at the same time.
+METASTORE_PORT ?= 1527
+METASTORE_DIR  ?= data/metastore-server
 
 s3-up: $(STAMPS)/s3proxy
 	infra/s3/s3-server start $(S3_DIR) $(S3_PORT) $(S3_BUCKETS)
 
 s3-down:
 	infra/s3/s3-server stop $(S3_DIR)
+
+# A metastore server that several jobs on one lakehouse share (LAKEHOUSE_METASTORE_URL; see README).
+metastore-up: $(STAMPS)/jars
+	infra/metastore/metastore-server start $(METASTORE_DIR) $(METASTORE_PORT)
+
+metastore-down:
+	infra/metastore/metastore-server stop $(METASTORE_DIR)
 
 bench-er: setup
 	bench/er/splink/setup.sh

@@ -99,7 +99,7 @@ def served_tables(settings: Settings) -> dict[str, str]:
 def bi_conf(settings: Settings, paths: BiPaths, *, guarded: bool) -> dict[str, str]:
     """The Spark settings of the endpoint's catalog: the lakehouse's, with the endpoint's own Derby metastore,
     and with `guarded` the read-only guard and no SQL on files."""
-    storage = dataclasses.replace(settings.storage, metastore=str(paths.metastore))
+    storage = dataclasses.replace(settings.storage, metastore=str(paths.metastore), metastore_url="")
     conf = session_conf(dataclasses.replace(settings, storage=storage))
     conf["spark.app.name"] = "lakehouse-bi"
     if guarded:

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 from lakehouse.bi import BiError
 from lakehouse.config import ConfigError, Settings, load_settings
@@ -73,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     deliver.add_argument("--partner", required=True, help="partner name, as in conf/partners/<partner>.yaml")
     deliver.add_argument("--feed", required=True, help="feed name of that partner")
     deliver.add_argument("--delivery-id", help="id of the delivery (default: d<UTC time>, e.g. d20261129T114501Z)")
+    deliver.add_argument(
+        "--replaces",
+        metavar="DELIVERY_ID",
+        help="id of an earlier delivery of the feed that this one corrects: its rows give way to these ones",
+    )
     deliver.add_argument("files", nargs="+", type=Path, metavar="FILE", help="data files of the delivery")
     _common(deliver)
 
@@ -92,6 +98,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--full-relink",
         action="store_true",
         help="link stage: link every record again instead of only what changed since the previous run",
+    )
+    run.add_argument(
+        "--feed",
+        action="append",
+        metavar="PARTNER/FEED",
+        help="bronze stage: ingest only the deliveries of this feed (repeat for more; default: every feed), so that "
+        "partners' ingests can run as jobs of their own, at the same time (with a shared metastore)",
+    )
+    run.add_argument(
+        "--engine",
+        choices=["probabilistic", "deterministic"],
+        help="link stage: the linkage engine (default: engine in conf/matching.yaml); deterministic is the exact-rule "
+        "baseline, much cheaper and much less accurate",
     )
     _common(run)
 
@@ -277,13 +296,16 @@ def _generate(settings: Settings, people: int | None, seed: int | None, *, reuse
     )
 
 
-def _deliver(settings: Settings, partner: str, feed: str, files: list[Path], delivery_id: str | None) -> None:
+def _deliver(settings: Settings, args: argparse.Namespace) -> None:
     from lakehouse.landing import deliver
 
-    delivery = deliver(settings, partner, feed, files, delivery_id=delivery_id)
+    delivery = deliver(
+        settings, args.partner, args.feed, args.files, delivery_id=args.delivery_id, replaces=args.replaces
+    )
+    correction = f", replacing {args.replaces}" if args.replaces else ""
     print(
-        f"delivered {partner}/{feed} {delivery.delivery_id}: {len(files)} file(s), {delivery.rows} data rows, "
-        f"to {delivery.folder}"
+        f"delivered {args.partner}/{args.feed} {delivery.delivery_id}{correction}: {len(args.files)} file(s), "
+        f"{delivery.rows} data rows, to {delivery.folder}"
     )
 
 
@@ -425,11 +447,31 @@ def _stop_bi(settings: Settings) -> None:
     print("no BI endpoint was running" if pid is None else f"BI endpoint (pid {pid}) stopped")
 
 
-def with_link_options(settings: Settings, *, retrain: bool, full_relink: bool) -> Settings:
-    """The settings with matching.registry.retrain and/or a full relink (incremental off) when asked for."""
+def with_feeds(settings: Settings, keys: Sequence[str]) -> Settings:
+    """The settings with bronze limited to the feeds `keys` (partner/feed), each checked against conf/partners."""
+    for key in keys:
+        partner, _, feed = key.partition("/")
+        try:
+            settings.feed(partner, feed)
+        except KeyError:
+            known = ", ".join(f"{f.partner}/{f.name}" for f in settings.feeds())
+            raise ConfigError(f"--feed {key}: no such feed (known: {known})") from None
+    return dataclasses.replace(settings, bronze=dataclasses.replace(settings.bronze, feeds=tuple(keys)))
+
+
+def with_link_options(
+    settings: Settings,
+    *,
+    retrain: bool,
+    full_relink: bool,
+    engine: Literal["probabilistic", "deterministic"] | None = None,
+) -> Settings:
+    """The settings with matching.registry.retrain, a full relink (incremental off) and/or another engine."""
     matching = settings.matching
     if matching is None:
         raise ConfigError("conf/matching.yaml was not loaded")
+    if engine is not None:
+        matching = dataclasses.replace(matching, engine=engine)
     if retrain:
         matching = dataclasses.replace(matching, registry=dataclasses.replace(matching.registry, retrain=True))
     if full_relink:
@@ -445,9 +487,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "generate":
             _generate(settings, args.people, args.seed)
         elif args.command == "deliver":
-            _deliver(settings, args.partner, args.feed, args.files, args.delivery_id)
+            _deliver(settings, args)
         elif args.command == "run":
-            settings = with_link_options(settings, retrain=args.retrain, full_relink=args.full_relink)
+            settings = with_link_options(
+                settings, retrain=args.retrain, full_relink=args.full_relink, engine=args.engine
+            )
+            if args.feed:
+                settings = with_feeds(settings, args.feed)
             stages = parse_stages(args.stages)
             if set(stages) & KEYED_STAGES:
                 settings.security.hmac_key()  # refuse to start without the key, not at the silver stage

@@ -9,6 +9,7 @@ and paths can be overridden from the environment (`LAKEHOUSE_STORAGE_ROOT`, `LAK
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import types
 import typing
@@ -24,6 +25,7 @@ T = TypeVar("T")
 ENV_CONF_DIR = "LAKEHOUSE_CONF_DIR"
 ENV_STORAGE_ROOT = "LAKEHOUSE_STORAGE_ROOT"
 ENV_LOCAL_ROOT = "LAKEHOUSE_LOCAL_ROOT"
+ENV_METASTORE_URL = "LAKEHOUSE_METASTORE_URL"
 
 IDENTITY_ROLES = (
     "local_id",
@@ -72,6 +74,9 @@ class StorageSettings:
     checkpoints: str = "checkpoints"
     mlflow: str = "mlflow"
     local: str = ""
+    metastore_url: str = ""
+    """JDBC URL of a metastore database that several jobs share (jdbc:derby://127.0.0.1:PORT/NAME, the server of
+    infra/metastore/metastore-server); empty: the embedded Derby in `metastore`, one job at a time."""
 
     def path(self, name: str) -> str:
         """Absolute path or URI of one of the storage locations named above."""
@@ -135,15 +140,23 @@ class SparkSettings:
     conf: dict[str, str] = field(default_factory=dict)
 
 
+DEMO_KEY_SHA256 = "14af099994f097d291c024860a475606a8d7f1ac7e47a612d491ad34475079f0"
+"""SHA-256 of the HMAC key the Makefile uses for synthetic samples (public, so only for synthetic data)."""
+
+
 @dataclass(frozen=True)
 class SecuritySettings:
     """Secrets are never in YAML: only the names of the environment variables that hold them."""
 
     hmac_key_env: str = "LAKEHOUSE_HMAC_KEY"
     min_key_length: int = 16
+    allow_demo_key: bool = False
+    """Whether the published key of the synthetic samples (`make run`) may be used: only by the one-machine
+    environments (local, large), never by one that could hold partner data."""
 
     def hmac_key(self) -> bytes:
-        """The HMAC key from the environment; refuses to run without one."""
+        """The HMAC key from the environment; refuses to run without one, or with the demo key where it is not
+        allowed."""
         value = os.environ.get(self.hmac_key_env)
         if not value:
             raise ConfigError(
@@ -152,6 +165,11 @@ class SecuritySettings:
             )
         if len(value) < self.min_key_length:
             raise ConfigError(f"{self.hmac_key_env} is shorter than {self.min_key_length} characters")
+        if not self.allow_demo_key and hashlib.sha256(value.encode("utf-8")).hexdigest() == DEMO_KEY_SHA256:
+            raise ConfigError(
+                f"{self.hmac_key_env} holds the demo key of the synthetic samples, which is published in the "
+                "Makefile: this environment needs a key of its own (from your secret store)"
+            )
         return value.encode("utf-8")
 
 
@@ -162,6 +180,8 @@ class BronzeSettings:
     max_field_chars: int = 1000
     """A value longer than this sends its line to quarantine (rule field_length): no feed column is meant to
     hold more, and one runaway field (a missing closing quote, a binary blob) must not reach silver."""
+    feeds: tuple[str, ...] = ()
+    """`partner/feed` keys whose deliveries a run ingests (`lakehouse run --feed`); empty: every feed."""
 
 
 @dataclass(frozen=True)
@@ -674,6 +694,8 @@ def load_settings(env: str = "local", conf: Path | None = None) -> Settings:
                 raise ConfigError(f"{path}: key '{key}' must be a mapping, got {type(value).__name__}")
             _check_partial(cls, value, str(path), key)
     merged = deep_merge(base, overlay)
+    if os.environ.get(ENV_METASTORE_URL):
+        merged = deep_merge(merged, {"storage": {"metastore_url": os.environ[ENV_METASTORE_URL]}})
     for key, variable in (("root", ENV_STORAGE_ROOT), ("local", ENV_LOCAL_ROOT)):
         from_env = os.environ.get(variable)
         if from_env:
@@ -683,7 +705,8 @@ def load_settings(env: str = "local", conf: Path | None = None) -> Settings:
     source = f"{base_path} + {env_path}"
     settings = from_mapping(Settings, {"env": env, **merged}, source)
     metastore = settings.storage.path("metastore")
-    external = any(key.endswith("hive.metastore.uris") for key in settings.spark.conf)
+    shared = settings.storage.metastore_url
+    external = shared or any(key.endswith("hive.metastore.uris") for key in settings.spark.conf)
     if settings.spark.enable_hive and "://" in metastore and not external:
         raise ConfigError(
             f"{source}: storage.metastore is {metastore}, but the embedded Derby metastore needs a folder on this "

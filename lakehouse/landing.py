@@ -240,10 +240,19 @@ def store_for(spark: SparkSession, path: str) -> Store:
 
 
 def write_manifest(
-    store: Writer, folder: str, feed: FeedConfig, delivery_id: str, files: list[dict[str, Any]]
+    store: Writer,
+    folder: str,
+    feed: FeedConfig,
+    delivery_id: str,
+    files: list[dict[str, Any]],
+    *,
+    replaces: str | None = None,
 ) -> dict[str, Any]:
-    """Write `_manifest.json` of the delivery in `folder` (last, so its presence means the delivery is complete)."""
-    manifest = {
+    """Write `_manifest.json` of the delivery in `folder` (last, so its presence means the delivery is complete).
+
+    `replaces` names an earlier delivery of the same feed that this one corrects (all its rows, not a patch).
+    """
+    manifest: dict[str, Any] = {
         "partner": feed.partner,
         "feed": feed.name,
         "delivery_id": delivery_id,
@@ -252,6 +261,8 @@ def write_manifest(
         "encoding": feed.encoding,
         "files": files,
     }
+    if replaces:
+        manifest["replaces"] = replaces
     store.write_text(f"{folder}/{MANIFEST}", json.dumps(manifest, indent=2) + "\n")
     return manifest
 
@@ -295,6 +306,7 @@ def deliver(
     files: list[Path],
     *,
     delivery_id: str | None = None,
+    replaces: str | None = None,
     store: Uploader | None = None,
 ) -> Delivery:
     """Put `files` into landing as one delivery of `partner`'s `feed_name`, with its manifest, written last.
@@ -303,7 +315,8 @@ def deliver(
     the files are uploaded under `<landing>/<partner>/<feed>/<delivery_id>/` with their own names, and then
     `_manifest.json`. Refuses (ValueError, FileExistsError) an unknown partner or feed, a missing file, a
     file name that is not plain or is given twice, and a delivery id that landing already holds: a
-    correction is a new delivery.
+    correction is a new delivery, whose manifest names the delivery it `replaces` (bronze checks that one
+    was ingested).
     """
     partners = {p.name: p for p in settings.partners}
     if partner not in partners:
@@ -313,8 +326,11 @@ def deliver(
         raise ValueError(f"partner {partner} has no feed {feed_name!r}: its feeds are {', '.join(sorted(feeds))}")
     feed = feeds[feed_name]
     delivery = delivery_id or new_delivery_id()
-    if not SAFE_NAME.match(delivery):
-        raise ValueError(f"delivery id {delivery!r}: use letters, digits, '.', '-' and '_' only")
+    for value in (delivery, replaces):
+        if value is not None and not SAFE_NAME.match(value):
+            raise ValueError(f"delivery id {value!r}: use letters, digits, '.', '-' and '_' only")
+    if replaces == delivery:
+        raise ValueError(f"delivery {delivery} cannot replace itself")
     if not files:
         raise ValueError("no files to deliver")
     names = [f.name for f in files]
@@ -344,5 +360,5 @@ def deliver(
     for path in files:
         target.upload(path, f"{folder}/{path.name}")
         logger.info("delivered %s to %s", path, folder)
-    manifest = write_manifest(target, folder, feed, delivery, entries)
+    manifest = write_manifest(target, folder, feed, delivery, entries, replaces=replaces)
     return Delivery(folder=folder, delivery_id=delivery, manifest=manifest)

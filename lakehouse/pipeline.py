@@ -20,7 +20,15 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from lakehouse.config import Settings
-from lakehouse.tables import enable_change_data_feed, table_exists, table_versions, write_table
+from lakehouse.tables import (
+    enable_change_data_feed,
+    run_tag,
+    table_exists,
+    table_versions,
+    tagged_commits,
+    with_retries,
+    write_table,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -260,12 +268,15 @@ def record_stage(
         tables_written,
     )
     table = settings.table("ops", "pipeline_runs")
-    write_table(
-        spark.createDataFrame([row], _RUNS_SCHEMA),
-        table,
-        mode="append",
-        merge_schema=True,
-        comment=None if table_exists(spark, table) else RUNS_COMMENT,
+    with_retries(
+        lambda: write_table(
+            spark.createDataFrame([row], _RUNS_SCHEMA),
+            table,
+            mode="append",
+            merge_schema=True,
+            comment=None if table_exists(spark, table) else RUNS_COMMENT,
+        ),
+        f"{table} (run {run_id} stage {stage})",
     )
 
 
@@ -277,8 +288,10 @@ def run_pipeline(
 ) -> PipelineResult:
     """Run `stages` in order; stop at the first failure (recorded, then re-raised).
 
-    Each stage's row in ops.pipeline_runs records the versions of the tables it read and wrote: every table's
-    latest Delta version is taken before and after the stage (from the tables' logs, one listing per layer).
+    Every Delta commit a stage makes carries `run <run_id> stage <stage>` as its userMetadata (DESCRIBE HISTORY
+    and `lakehouse history` show it). Each stage's row in ops.pipeline_runs records the versions of the tables
+    it read and wrote: every table's latest Delta version is taken before and after the stage (from the tables'
+    logs, one listing per layer).
     """
     result = PipelineResult(run_id=run_id or new_run_id())
     logger.info("pipeline run %s: stages %s", result.run_id, ", ".join(stages))
@@ -291,9 +304,10 @@ def run_pipeline(
         figures: dict[str, Any] | None = None
         error: Exception | None = None
         try:
-            figures = STAGE_FUNCTIONS[stage](spark, settings, result.run_id)
-            if stage in CHANGE_FEED_STAGES:
-                enable_change_data_feed(spark, getattr(settings.databases, CHANGE_FEED_STAGES[stage]))
+            with tagged_commits(spark, run_tag(result.run_id, stage)):
+                figures = STAGE_FUNCTIONS[stage](spark, settings, result.run_id)
+                if stage in CHANGE_FEED_STAGES:
+                    enable_change_data_feed(spark, getattr(settings.databases, CHANGE_FEED_STAGES[stage]))
         except Exception as exc:
             error = exc
         seconds = time.perf_counter() - start

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import SparkSession
 
 from lakehouse.config import ConfigError, S3Settings, Settings
@@ -53,6 +54,11 @@ S3A_DIR = "s3a"
 """Sub-folder of the jars folder with hadoop-aws and the AWS SDK modules it needs (infra/jvm/pom.xml, execution s3a)."""
 
 
+METASTORE_DIR = "metastore"
+"""Folder of the jars dir with Derby's network server and client (`make jars`)."""
+DERBY_CLIENT_DRIVER = "org.apache.derby.jdbc.ClientDriver"
+
+
 def s3a_class_path() -> str:
     """Class-path entry of the S3A jars (`<jars>/s3a/*`), or "" when they are not resolved.
 
@@ -89,6 +95,9 @@ def under_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
+REDACTION_REGEX = r"(?i)secret|password|token|access[.]?key|credential|hmac"
+
+
 def session_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """Every Spark setting the builder applies, defaults first, then conf/ values, then `extra`."""
     storage = settings.storage
@@ -110,16 +119,28 @@ def session_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> 
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={metastore} {java_options}",
         "spark.executor.extraJavaOptions": java_options,
         "spark.checkpoint.dir": storage.path("checkpoints"),
+        # Spark's default plus the names of this project's secrets: a setting whose name matches is shown as
+        # *********(redacted) in the UI, the event log and logs (the key itself is never a setting).
+        "spark.redaction.regex": REDACTION_REGEX,
     }
     s3a = s3a_class_path()
     if s3a:
         conf["spark.driver.extraClassPath"] = s3a
         conf["spark.executor.extraClassPath"] = s3a
+    if storage.metastore_url:
+        # Derby's client on the driver's class path, where the metastore client (DataNucleus) loads it
+        client = f"{jars_dir() / METASTORE_DIR}/*"
+        conf["spark.driver.extraClassPath"] = ":".join(
+            p for p in (conf.get("spark.driver.extraClassPath"), client) if p
+        )
     if storage.uses_s3():
         conf.update(s3a_conf(settings.s3))
     if settings.spark.enable_hive:
         conf["spark.sql.catalogImplementation"] = "hive"
-        if "://" not in metastore:
+        if storage.metastore_url:
+            conf["spark.hadoop.javax.jdo.option.ConnectionURL"] = storage.metastore_url
+            conf["spark.hadoop.javax.jdo.option.ConnectionDriverName"] = DERBY_CLIENT_DRIVER
+        elif "://" not in metastore:
             conf["spark.hadoop.javax.jdo.option.ConnectionURL"] = (
                 f"jdbc:derby:;databaseName={metastore}/metastore_db;create=true"
             )
@@ -163,6 +184,13 @@ def database_location(settings: Settings, database: str) -> str:
 
 
 def create_databases(spark: SparkSession, settings: Settings) -> None:
-    """CREATE DATABASE IF NOT EXISTS for every layer, located under the warehouse folder."""
+    """CREATE DATABASE IF NOT EXISTS for every layer, located under the warehouse folder.
+
+    With a shared metastore another job may create one between the check and the creation: that is no error.
+    """
     for database in settings.databases.all().values():
-        spark.sql(f"CREATE DATABASE IF NOT EXISTS {database} LOCATION '{database_location(settings, database)}'")
+        try:
+            spark.sql(f"CREATE DATABASE IF NOT EXISTS {database} LOCATION '{database_location(settings, database)}'")
+        except AnalysisException as exc:
+            if "already exists" not in str(exc):
+                raise

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TypeVar
 
+from delta.exceptions import DeltaConcurrentModificationException
 from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.config import Settings
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def table_exists(spark: SparkSession, table: str) -> bool:
@@ -93,6 +99,167 @@ def merge_into(spark: SparkSession, updates: DataFrame, table: str, keys: Sequen
     )
 
 
+def sync_table(
+    rows: DataFrame,
+    table: str,
+    keys: Sequence[str],
+    *,
+    comment: str | None = None,
+    column_comments: Mapping[str, str] | None = None,
+) -> None:
+    """Make Delta `table` hold exactly `rows` (unique on `keys`) with one MERGE that touches only what changed.
+
+    Rows whose key is new are inserted, rows whose key is gone are deleted, and rows whose values changed are
+    updated; equal rows are left alone, so the table's Change Data Feed shows just the difference between the
+    two versions (a re-run of an unchanged input commits no change). A missing table, or one whose columns
+    differ from `rows`', is written whole instead (`write_table`, overwrite).
+    """
+    spark = rows.sparkSession
+    if column_comments:
+        rows = with_column_comments(rows, column_comments)
+    if not table_exists(spark, table) or spark.read.table(table).schema.simpleString() != rows.schema.simpleString():
+        write_table(rows, table, comment=comment)
+        return
+    on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+    changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in rows.columns if c not in keys)
+    merge = DeltaTable.forName(spark, table).alias("t").merge(rows.alias("s"), on)
+    if changed:
+        merge = merge.whenMatchedUpdateAll(condition=changed)
+    merge.whenNotMatchedInsertAll().whenNotMatchedBySourceDelete().execute()
+    if comment is not None and table_comment(spark, table) != comment:
+        spark.sql(f"COMMENT ON TABLE {table} IS {_sql_string(comment)}")
+    logger.info("wrote %s (merge)", table)
+
+
+def insert_new(
+    spark: SparkSession,
+    rows: DataFrame,
+    table: str,
+    keys: Sequence[str],
+    *,
+    comment: str | None = None,
+    among: str | None = None,
+) -> int:
+    """Append the rows of `rows` whose `keys` the table does not hold yet (a MERGE that only inserts); returns
+    how many it appended. `among` (SQL on the table's columns, as `t.<column>`) limits the rows compared with.
+
+    Idempotent: appending the same rows again (a re-run after a crash) adds nothing. Two jobs inserting the same
+    key at once both read the table and Delta commits only the first; the second fails with a conflict and,
+    tried again, inserts nothing. Creates the table (with `comment`) when it does not exist; columns of `rows`
+    the table lacks are added first.
+    """
+    if not table_exists(spark, table):
+        write_table(rows, table, mode="append", comment=comment)
+        return rows.count()
+    have = set(spark.read.table(table).columns)
+    missing = [f for f in rows.schema.fields if f.name not in have]
+    if missing:
+        columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing)
+        spark.sql(f"ALTER TABLE {table} ADD COLUMNS ({columns})")
+    on = " AND ".join([f"t.`{k}` <=> s.`{k}`" for k in keys] + ([f"({among})"] if among else []))
+    metrics = DeltaTable.forName(spark, table).alias("t").merge(rows.alias("s"), on).whenNotMatchedInsertAll().execute()
+    first = metrics.first()
+    inserted = int(first["num_inserted_rows"]) if first else 0
+    logger.info("wrote %s (%d new rows inserted)", table, inserted)
+    return inserted
+
+
+COMMIT_ATTEMPTS = 5
+"""How often a write is tried when another job's commits conflict with it."""
+
+
+CONFLICTS = tuple(
+    f"io.delta.exceptions.{name}"
+    for name in (
+        "ConcurrentAppendException",
+        "ConcurrentDeleteReadException",
+        "ConcurrentDeleteDeleteException",
+        "ConcurrentTransactionException",
+        "ConcurrentWriteException",
+        "MetadataChangedException",
+        "ProtocolChangedException",
+    )
+)
+"""Delta's conflict exceptions. Some calls (DataFrameWriterV2's) raise them as a Py4JJavaError, not as
+delta.exceptions' Python classes, so they are also recognized by their Java name."""
+
+
+def is_conflict(exc: Exception) -> bool:
+    """A conflict with another job's commit (Delta's optimistic concurrency: a concurrent append, delete, protocol
+    or metadata change, two jobs creating one table) or a table another job created first."""
+    if isinstance(exc, DeltaConcurrentModificationException):
+        return True
+    text = str(exc)
+    return any(name in text for name in CONFLICTS) or (isinstance(exc, AnalysisException) and "already exists" in text)
+
+
+def with_retries(write: Callable[[], T], what: str, attempts: int = COMMIT_ATTEMPTS) -> T:
+    """`write()`, tried again (up to `attempts` times, after a short pause) while it conflicts with another job's
+    commit; for writes that may simply be repeated (appends of a run's own rows, replacements of a scope)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return write()
+        except Exception as exc:
+            if not is_conflict(exc) or attempt == attempts:
+                raise
+            logger.warning("%s: a concurrent commit conflicted (attempt %d of %d): %s", what, attempt, attempts, exc)
+            time.sleep(0.5 * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+COMMIT_TAG = "spark.databricks.delta.commitInfo.userMetadata"
+"""Session setting whose value Delta stores in every commit's userMetadata (DESCRIBE HISTORY shows it)."""
+
+
+@contextmanager
+def tagged_commits(spark: SparkSession, tag: str) -> Iterator[None]:
+    """Every Delta commit made inside the block carries `tag` as its userMetadata (e.g. "run R stage S")."""
+    before = spark.conf.get(COMMIT_TAG, None)
+    spark.conf.set(COMMIT_TAG, tag)
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(COMMIT_TAG)
+        else:
+            spark.conf.set(COMMIT_TAG, before)
+
+
+NON_DATA_OPERATIONS = frozenset(
+    {
+        "OPTIMIZE",
+        "VACUUM START",
+        "VACUUM END",
+        "SET TBLPROPERTIES",
+        "UNSET TBLPROPERTIES",
+        "CHANGE COLUMN",
+        "ADD COLUMNS",
+        "UPGRADE PROTOCOL",
+    }
+)
+"""Delta operations that change no rows (maintenance, properties, comments)."""
+
+
+def last_write_tag(spark: SparkSession, table: str, depth: int = 50) -> str | None:
+    """The userMetadata of the table's latest commit that wrote rows (maintenance and property commits are
+    passed over); None when it has none or no such commit is among the latest `depth`."""
+    for row in spark.sql(f"DESCRIBE HISTORY {table} LIMIT {int(depth)}").select("operation", "userMetadata").collect():
+        if row["operation"] not in NON_DATA_OPERATIONS:
+            tag = row["userMetadata"]
+            return str(tag) if tag is not None else None
+    return None
+
+
+def latest_commit_version(spark: SparkSession, table: str) -> int:
+    """The version of the table's latest commit."""
+    return int(DeltaTable.forName(spark, table).history(1).select("version").first()[0])  # type: ignore[index]
+
+
+def run_tag(run_id: str, stage: str) -> str:
+    """The commit tag of a stage of a run: `run <run_id> stage <stage>`."""
+    return f"run {run_id} stage {stage}"
+
+
 def table_location(spark: SparkSession, table: str) -> str:
     """Storage location of a catalog table (where another Delta reader can open it)."""
     row = spark.sql(f"DESCRIBE DETAIL {table}").select("location").first()
@@ -112,7 +279,8 @@ def table_history(spark: SparkSession, table: str, limit: int = 20) -> list[str]
         figures = ", ".join(
             f"{k}={v}" for k, v in sorted(metrics.items()) if k.startswith("num") and k.endswith(("Rows", "Files"))
         )
-        lines.append(f"{table} v{row['version']:<4} {row['timestamp']}  {row['operation']:<24} {figures}")
+        tag = f"  [{row['userMetadata']}]" if row["userMetadata"] else ""
+        lines.append(f"{table} v{row['version']:<4} {row['timestamp']}  {row['operation']:<24} {figures}{tag}")
     return lines
 
 

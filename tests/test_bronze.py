@@ -40,8 +40,10 @@ def make_delivery(
     header: bool = True,
     fmt: str = "csv",
     tamper: dict[str, object] | None = None,
+    manifest_fields: dict[str, object] | None = None,
 ) -> Path:
-    """Write files and a contract-true _manifest.json; `tamper` overrides fields of the first file entry."""
+    """Write files and a contract-true _manifest.json; `tamper` overrides fields of the first file entry,
+    `manifest_fields` adds or overrides top-level manifest fields (e.g. `replaces`)."""
     folder = landing / partner / feed / delivery_id
     folder.mkdir(parents=True)
     entries = []
@@ -59,6 +61,7 @@ def make_delivery(
         "format": fmt,
         "encoding": "utf-8",
         "files": entries,
+        **(manifest_fields or {}),
     }
     (folder / "_manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     return folder

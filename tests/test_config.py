@@ -129,6 +129,19 @@ def test_hmac_key_must_come_from_environment(monkeypatch: pytest.MonkeyPatch) ->
     assert settings.security.hmac_key() == b"a-long-enough-test-key"
 
 
+def test_demo_key_only_where_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Makefile's published key serves the one-machine environments only; s3 refuses it."""
+    makefile = (CONF.parent / "Makefile").read_text()
+    demo_key = next(line.split(":=")[1].strip() for line in makefile.splitlines() if line.startswith("DEMO_KEY"))
+    monkeypatch.setenv("LAKEHOUSE_HMAC_KEY", demo_key)
+    for env in ("local", "large"):
+        assert load_settings(env, CONF).security.hmac_key() == demo_key.encode()
+    with pytest.raises(ConfigError, match="demo key of the synthetic samples"):
+        load_settings("s3", CONF).security.hmac_key()
+    monkeypatch.setenv("LAKEHOUSE_HMAC_KEY", "a-key-of-this-deployment-only")
+    assert load_settings("s3", CONF).security.hmac_key() == b"a-key-of-this-deployment-only"
+
+
 def test_no_secret_in_any_config_file() -> None:
     for path in CONF.rglob("*.yaml"):
         text = path.read_text().lower()

@@ -247,6 +247,23 @@ def test_every_run_is_audited(spark: SparkSession, e2e: tuple[Settings, Pipeline
     assert set(gold["tables_read"]) >= {settings.table("mpi", "crosswalk")}
     expectations = json.loads(silver["figures"])["expectations"]
     assert expectations and all(" of " in outcome for outcome in expectations.values())
+    # every commit of a stage names its run and stage (what the next link run checks its state by)
+    crosswalk = spark.sql(f"DESCRIBE HISTORY {settings.table('mpi', 'crosswalk')}").collect()
+    assert f"run {result.run_id} stage link" in {r["userMetadata"] for r in crosswalk}
+
+
+def test_hmac_key_is_in_no_table(spark: SparkSession, e2e: tuple[Settings, PipelineResult]) -> None:
+    """No value of any table of any layer (restricted ones included) holds the key, whole, as JSON."""
+    settings, _ = e2e
+    key = os.environ["LAKEHOUSE_HMAC_KEY"]
+    scanned = 0
+    for database in settings.databases.all().values():
+        for item in spark.catalog.listTables(database):
+            frame = spark.table(f"{database}.{item.name}")
+            as_text = F.to_json(F.struct(*[F.col(f"`{c}`") for c in frame.columns]))
+            assert frame.where(as_text.contains(key)).count() == 0, f"{database}.{item.name}"
+            scanned += 1
+    assert scanned > 30
 
 
 READER = """

@@ -20,6 +20,7 @@ that crashed before its ledger row simply ingests the delivery again, replacing 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -52,7 +53,7 @@ from lakehouse.bronze.parse import (
 )
 from lakehouse.bronze.quarantine import problem_text, replace_quarantine, replace_rows
 from lakehouse.config import FeedConfig, Settings
-from lakehouse.tables import table_exists, write_table
+from lakehouse.tables import COMMIT_ATTEMPTS, insert_new, is_conflict, table_exists, write_table
 
 logger = logging.getLogger(__name__)
 
@@ -75,13 +76,16 @@ LEDGER_SCHEMA = T.StructType(
         T.StructField("ingested_at", T.TimestampType()),
         T.StructField("rule", T.StringType()),
         T.StructField("files_sha256", T.StringType()),
+        T.StructField("replaces", T.StringType()),
     ]
 )
-"""Columns in the order they were added: a ledger written before `rule` and `files_sha256` gains them."""
+"""Columns in the order they were added: a ledger written before `rule`, `files_sha256` or `replaces` gains
+them."""
 LEDGER_COMMENT = (
     "One row per delivery ingest attempt (status ingested or rejected). rows_in_files = rows_bronze + "
     "rows_quarantined for an ingested delivery. A delivery with an 'ingested' row is never ingested again, "
-    "nor is another delivery of the same feed with the same files (files_sha256)."
+    "nor is another delivery of the same feed with the same files (files_sha256). replaces: the earlier delivery "
+    "a correction supersedes (its bronze rows stay; silver reads the current deliveries only)."
 )
 LINEAGE_COMMENTS = {
     "delivery_id": "landing delivery folder the row came from (the table is partitioned by it)",
@@ -121,21 +125,18 @@ def ingest_landing(spark: SparkSession, settings: Settings) -> list[DeliveryResu
     fs = LandingFileSystem(spark)
     landing = settings.storage.path("landing")
     done = _ingested_deliveries(spark, settings)
-    same_files: dict[tuple[str, str, str], dict[str, object]] = {
-        (str(row["partner"]), str(row["feed"]), str(row["files_sha256"])): row
-        for row in done.values()
-        if row.get("files_sha256")
-    }
     results = []
+    scope = set(settings.bronze.feeds)
     for folder in find_deliveries(fs, landing):
+        if scope and f"{folder.partner}/{folder.feed}" not in scope:
+            continue
         previous = done.get((folder.partner, folder.feed, folder.delivery_id))
         if previous is not None:
             results.append(_skipped(fs, folder, previous))
             continue
-        result, files_sha256 = ingest_delivery(spark, settings, fs, folder, same_files)
+        result, row = ingest_delivery(spark, settings, fs, folder, done)
         if result.status == "ingested":
-            row: dict[str, object] = {"delivery_id": folder.delivery_id, "ingested_at": "in this run"}
-            same_files[(folder.partner, folder.feed, str(files_sha256))] = row
+            done[(folder.partner, folder.feed, folder.delivery_id)] = row
         results.append(result)
     logger.info(
         "bronze: %d deliveries found, %d ingested, %d skipped, %d rejected",
@@ -147,7 +148,7 @@ def ingest_landing(spark: SparkSession, settings: Settings) -> list[DeliveryResu
     return results
 
 
-def _ingested_deliveries(spark: SparkSession, settings: Settings) -> dict[tuple[str, str, str], dict[str, object]]:
+def _ingested_deliveries(spark: SparkSession, settings: Settings) -> Ledger:
     """(partner, feed, delivery_id) -> the latest 'ingested' ledger row of that delivery (a small table)."""
     table = ledger_table(settings)
     if not table_exists(spark, table):
@@ -160,6 +161,64 @@ def _ingested_deliveries(spark: SparkSession, settings: Settings) -> dict[tuple[
         .select("row.*")
     )
     return {(r["partner"], r["feed"], r["delivery_id"]): r.asDict() for r in latest.collect()}
+
+
+Ledger = dict[tuple[str, str, str], dict[str, object]]
+"""(partner, feed, delivery_id) -> the latest 'ingested' ledger row of the delivery."""
+
+
+def superseded_deliveries(spark: SparkSession, settings: Settings, feed: FeedConfig) -> list[str]:
+    """Ids of the feed's deliveries that a later ingested delivery replaces (its manifest's `replaces`)."""
+    return sorted(
+        str(row["replaces"])
+        for (partner, name, _), row in _ingested_deliveries(spark, settings).items()
+        if (partner, name) == (feed.partner, feed.name) and row.get("replaces")
+    )
+
+
+def current_bronze(spark: SparkSession, settings: Settings, feed: FeedConfig) -> DataFrame:
+    """The feed's bronze rows without those of superseded deliveries: what silver is built from.
+
+    Bronze keeps every ingested delivery (a correction does not erase the rows it corrects); the ledger says
+    which deliveries are current.
+    """
+    rows = spark.read.table(bronze_table(settings, feed))
+    superseded = superseded_deliveries(spark, settings, feed)
+    return rows.where(~F.col("delivery_id").isin(superseded)) if superseded else rows
+
+
+def check_replaces(manifest: Manifest, ledger: Ledger) -> None:
+    """A correction must name an ingested delivery of its feed that no other delivery has replaced yet."""
+    if manifest.replaces is None:
+        return
+    where = f"{manifest.partner}/{manifest.feed}/{manifest.delivery_id}/{MANIFEST_NAME}"
+    if (manifest.partner, manifest.feed, manifest.replaces) not in ledger:
+        raise DeliveryRejectedError(
+            "replaces",
+            f"it replaces delivery {manifest.replaces}, which is not an ingested delivery of "
+            f"{manifest.partner}/{manifest.feed}",
+            file=where,
+        )
+    for (partner, feed, delivery_id), row in ledger.items():
+        if (partner, feed) == (manifest.partner, manifest.feed) and row.get("replaces") == manifest.replaces:
+            raise DeliveryRejectedError(
+                "replaces",
+                f"delivery {manifest.replaces} was already replaced by delivery {delivery_id}: a further correction "
+                f"replaces {delivery_id}",
+                file=where,
+            )
+
+
+def check_duplicate(manifest: Manifest, fingerprint: str, ledger: Ledger) -> None:
+    """A delivery may not repeat the files of an ingested delivery of its feed (the same extract sent twice)."""
+    for (partner, feed, delivery_id), row in ledger.items():
+        if (partner, feed) == (manifest.partner, manifest.feed) and row.get("files_sha256") == fingerprint:
+            raise DeliveryRejectedError(
+                "duplicate",
+                f"the same files as delivery {delivery_id} (ingested {row['ingested_at']}): "
+                "a correction must change the files",
+                file=f"{manifest.partner}/{manifest.feed}/{manifest.delivery_id}/{MANIFEST_NAME}",
+            )
 
 
 def files_fingerprint(manifest: Manifest) -> str:
@@ -193,12 +252,13 @@ def ingest_delivery(
     settings: Settings,
     fs: LandingFileSystem,
     folder: DeliveryFolder,
-    same_files: dict[tuple[str, str, str], dict[str, object]] | None = None,
-) -> tuple[DeliveryResult, str | None]:
+    ledger: Ledger | None = None,
+) -> tuple[DeliveryResult, dict[str, object]]:
     """Check, parse and write one delivery; a contract problem gives a 'rejected' result and ledger row.
 
-    `same_files` maps (partner, feed, files fingerprint) to the ingested delivery with those files: a delivery
-    repeating one is rejected as a duplicate. Returns the result and the delivery's files fingerprint.
+    `ledger` holds the deliveries ingested so far: a delivery repeating the files of one is rejected as a
+    duplicate, and a correction must replace one of them (`check_replaces`). Returns the result and the
+    ledger row appended.
     """
     ingested_at = datetime.now(UTC).replace(tzinfo=None)
     content = b""
@@ -213,14 +273,8 @@ def ingest_delivery(
         lines = read_lines(spark, [f"{folder.path}/{f.name}" for f in manifest.files])
         offsets, files = split_offsets(split_summaries(lines).collect())
         check_lines(files, manifest, feed)
-        earlier = (same_files or {}).get((folder.partner, folder.feed, fingerprint))
-        if earlier is not None:
-            raise DeliveryRejectedError(
-                "duplicate",
-                f"the same files as delivery {earlier['delivery_id']} (ingested {earlier['ingested_at']}): "
-                "a correction must change the files",
-                file=f"{folder.partner}/{folder.feed}/{folder.delivery_id}/{MANIFEST_NAME}",
-            )
+        check_duplicate(manifest, fingerprint, ledger or {})
+        check_replaces(manifest, ledger or {})
         offsets_df = spark.createDataFrame(offsets, OFFSETS_SCHEMA)
         numbered = with_line_numbers(lines, offsets_df)
         if feed.has_header_line:
@@ -243,16 +297,16 @@ def ingest_delivery(
             reason=exc.reason,
             rule=exc.rule,
         )
-        _append_ledger(
-            spark,
-            settings,
+        row = _ledger_row(
             result,
             manifest_content=content,
             n_files=len(manifest.files) if manifest else 0,
             ingested_at=ingested_at,
             files_sha256=fingerprint,
+            replaces=manifest.replaces if manifest else None,
         )
-        return result, fingerprint
+        _append_ledger(spark, settings, row)
+        return result, row
 
     try:
         rows_quarantined = sum(n for rule, n in counts.items() if rule is not None)
@@ -262,28 +316,28 @@ def ingest_delivery(
                 f"delivery {folder.path}: {rows_bronze} bronze + {rows_quarantined} quarantined rows "
                 f"!= {manifest.rows} rows in files"
             )
-        _write_bronze(settings, feed, manifest, parsed, ingested_at)
-        _write_quarantine(settings, feed, manifest, parsed, ingested_at)
+        result = DeliveryResult(
+            partner=folder.partner,
+            feed=folder.feed,
+            delivery_id=folder.delivery_id,
+            status="ingested",
+            rows_in_files=manifest.rows,
+            rows_bronze=rows_bronze,
+            rows_quarantined=rows_quarantined,
+        )
+        row = _ledger_row(
+            result,
+            manifest_content=content,
+            n_files=len(manifest.files),
+            ingested_at=ingested_at,
+            files_sha256=fingerprint,
+            replaces=manifest.replaces,
+        )
+        recorded = _commit_delivery(spark, settings, feed, manifest, parsed, row=row, ingested_at=ingested_at)
     finally:
         parsed.unpersist()
-    result = DeliveryResult(
-        partner=folder.partner,
-        feed=folder.feed,
-        delivery_id=folder.delivery_id,
-        status="ingested",
-        rows_in_files=manifest.rows,
-        rows_bronze=rows_bronze,
-        rows_quarantined=rows_quarantined,
-    )
-    _append_ledger(
-        spark,
-        settings,
-        result,
-        manifest_content=content,
-        n_files=len(manifest.files),
-        ingested_at=ingested_at,
-        files_sha256=fingerprint,
-    )
+    if not recorded:
+        return _ingested_elsewhere(spark, settings, fs, folder)
     logger.info(
         "delivery %s/%s/%s ingested: %d rows in files, %d bronze, %d quarantined",
         folder.partner,
@@ -293,7 +347,53 @@ def ingest_delivery(
         rows_bronze,
         rows_quarantined,
     )
-    return result, fingerprint
+    return result, row
+
+
+def _commit_delivery(
+    spark: SparkSession,
+    settings: Settings,
+    feed: FeedConfig,
+    manifest: Manifest,
+    parsed: DataFrame,
+    *,
+    row: dict[str, object],
+    ingested_at: datetime,
+) -> bool:
+    """Write the delivery's bronze rows, its quarantine rows and its ledger row; False when another job recorded
+    the delivery as ingested first (it was submitted twice at once), so this one must not count it again.
+
+    Each write replaces the delivery's own rows, so writing again is harmless; a write that conflicts with another
+    job's commit is tried again (up to COMMIT_ATTEMPTS times) unless the other job has ingested the delivery.
+    """
+    key = (manifest.partner, manifest.feed, manifest.delivery_id)
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        try:
+            _write_bronze(settings, feed, manifest, parsed, ingested_at)
+            _write_quarantine(settings, feed, manifest, parsed, ingested_at)
+            return _record_ingested(spark, settings, row)
+        except Exception as exc:
+            if not is_conflict(exc) or attempt == COMMIT_ATTEMPTS:
+                raise
+            logger.warning("delivery %s: a concurrent commit conflicted (attempt %d): %s", "/".join(key), attempt, exc)
+            if key in _ingested_deliveries(spark, settings):
+                return False
+    return False  # pragma: no cover - the loop returns or raises
+
+
+def _ingested_elsewhere(
+    spark: SparkSession, settings: Settings, fs: LandingFileSystem, folder: DeliveryFolder
+) -> tuple[DeliveryResult, dict[str, object]]:
+    """The result of a delivery another job ingested while this one did: skipped, with that job's ledger row."""
+    row = _ingested_deliveries(spark, settings)[(folder.partner, folder.feed, folder.delivery_id)]
+    skipped = _skipped(fs, folder, row)
+    logger.warning(
+        "delivery %s/%s/%s: another job recorded it first (submitted twice at once): skipped here",
+        folder.partner,
+        folder.feed,
+        folder.delivery_id,
+    )
+    return dataclasses.replace(skipped, reason=f"ingested by another job at the same time: {skipped.reason}"), row
 
 
 def rule_counts(parsed: DataFrame) -> dict[str | None, int]:
@@ -473,18 +573,17 @@ def _write_quarantine(
     replace_quarantine(settings, rows, condition)
 
 
-def _append_ledger(
-    spark: SparkSession,
-    settings: Settings,
+def _ledger_row(
     result: DeliveryResult,
     *,
     manifest_content: bytes,
     n_files: int,
     ingested_at: datetime,
     files_sha256: str | None,
-) -> None:
-    """Append the delivery's ledger row (the last write of a delivery)."""
-    row = (
+    replaces: str | None,
+) -> dict[str, object]:
+    """The delivery's ledger row, column by column (LEDGER_SCHEMA's order)."""
+    values = (
         result.partner,
         result.feed,
         result.delivery_id,
@@ -498,13 +597,37 @@ def _append_ledger(
         ingested_at,
         result.rule or None,
         files_sha256,
+        replaces,
     )
+    return dict(zip(LEDGER_SCHEMA.fieldNames(), values, strict=True))
+
+
+def _ledger_frame(spark: SparkSession, row: dict[str, object]) -> DataFrame:
+    return spark.createDataFrame([tuple(row[name] for name in LEDGER_SCHEMA.fieldNames())], LEDGER_SCHEMA)
+
+
+def _append_ledger(spark: SparkSession, settings: Settings, row: dict[str, object]) -> None:
+    """Append a ledger row (a rejection: every attempt is kept)."""
     table = ledger_table(settings)
     is_new = not table_exists(spark, table)
     write_table(
-        spark.createDataFrame([row], LEDGER_SCHEMA),
+        _ledger_frame(spark, row),
         table,
         mode="append",
         comment=LEDGER_COMMENT if is_new else None,
         merge_schema=True,
     )
+
+
+def _record_ingested(spark: SparkSession, settings: Settings, row: dict[str, object]) -> bool:
+    """Add the delivery's 'ingested' ledger row unless the ledger has one (the last write of a delivery); True
+    when this call added it (`insert_new`: of two jobs recording the same delivery at once, one does)."""
+    inserted = insert_new(
+        spark,
+        _ledger_frame(spark, row),
+        ledger_table(settings),
+        keys=("partner", "feed", "delivery_id"),
+        among="t.status = 'ingested'",
+        comment=LEDGER_COMMENT,
+    )
+    return inserted > 0

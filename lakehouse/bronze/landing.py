@@ -67,6 +67,8 @@ class Manifest:
     delivered_at: str
     files: tuple[ManifestFile, ...]
     sha256: str
+    replaces: str | None = None
+    """An earlier delivery of the feed this one corrects (replaces in full), or None."""
 
     @property
     def rows(self) -> int:
@@ -152,7 +154,7 @@ def parse_manifest(content: bytes, folder: DeliveryFolder, settings: Settings) -
 
     Checks: valid JSON object; partner, feed and delivery_id equal the folder's; the partner and feed
     are in the config; the format is the feed's; the encoding is UTF-8; at least one file, each with a
-    safe unique name, a sha256 and a row count.
+    safe unique name, a sha256 and a row count; `replaces`, when given, is another delivery id.
     """
     where = f"{folder.partner}/{folder.feed}/{folder.delivery_id}/{MANIFEST_NAME}"
     try:
@@ -216,6 +218,13 @@ def parse_manifest(content: bytes, folder: DeliveryFolder, settings: Settings) -
         files.append(ManifestFile(name=name, sha256=sha256, rows=rows, bytes=size))
     if len({f.name for f in files}) != len(files):
         raise DeliveryRejectedError("file_name", "a file is listed twice", file=where)
+    replaces = data.get("replaces")
+    if replaces is not None and (
+        not isinstance(replaces, str) or not SAFE_NAME.match(replaces) or replaces == folder.delivery_id
+    ):
+        raise DeliveryRejectedError(
+            "replaces", f"key 'replaces' must name another delivery id, got {replaces!r}", file=where
+        )
     manifest = Manifest(
         partner=folder.partner,
         feed=folder.feed,
@@ -223,5 +232,6 @@ def parse_manifest(content: bytes, folder: DeliveryFolder, settings: Settings) -
         delivered_at=str(data.get("delivered_at", "")),
         files=tuple(files),
         sha256=hashlib.sha256(content).hexdigest(),
+        replaces=replaces,
     )
     return manifest, feed

@@ -82,7 +82,7 @@ def replace_rows(
         )
         return
     df.writeTo(table).overwrite(condition)
-    logger.info("replaced rows of %s where %s", table, condition)
+    logger.info("wrote %s (replaced the rows where %s)", table, condition)
 
 
 def quarantine_table(settings: Settings) -> str:

@@ -9,7 +9,8 @@ Either way every cluster (a singleton included) gets a person id derived from it
 written: mpi.capped_blocks, mpi.matched_pairs (the links) and mpi.crosswalk are replaced (the state of this run);
 the probabilistic engine also replaces mpi.scored_pairs and mpi.cluster_splits and appends its model to
 mpi.linkage_models; mpi.person_id_history is appended to. The history is written before the crosswalk is
-replaced, because it compares the previous crosswalk with the new one.
+replaced, because it compares the previous crosswalk with the new one. Every commit carries the run's tag
+(`tables.run_tag`), which is how the next run knows whether the state it finds is one run's whole work.
 """
 
 from __future__ import annotations
@@ -52,7 +53,16 @@ from lakehouse.er.schema import (
 )
 from lakehouse.er.scoring import weight_column, with_match_weight
 from lakehouse.er.training import session_flag, train_model, with_session_flags
-from lakehouse.tables import table_exists, with_column_comments, write_table
+from lakehouse.tables import (
+    insert_new,
+    last_write_tag,
+    latest_commit_version,
+    run_tag,
+    table_exists,
+    tagged_commits,
+    with_column_comments,
+    write_table,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -136,10 +146,11 @@ def link(spark: SparkSession, settings: Settings, run_id: str) -> LinkResult:
     records = spark.read.table(source)
     if "partner" not in records.columns:
         raise ValueError(f"{source} has no partner column")
-    n_records = count_records(records)
-    if matching.engine == "deterministic":
-        return _link_deterministic(spark, settings, matching, records, n_records=n_records, run_id=run_id)
-    return _link_probabilistic(spark, settings, matching, records, n_records=n_records, run_id=run_id)
+    with tagged_commits(spark, run_tag(run_id, "link")):
+        n_records = count_records(records)
+        if matching.engine == "deterministic":
+            return _link_deterministic(spark, settings, matching, records, n_records=n_records, run_id=run_id)
+        return _link_probabilistic(spark, settings, matching, records, n_records=n_records, run_id=run_id)
 
 
 def _write_capped(spark: SparkSession, settings: Settings, capped: DataFrame, run_id: str) -> int:
@@ -180,19 +191,30 @@ def _write_persons(
     *,
     confidence: DataFrame | None = None,
 ) -> tuple[int, int]:
-    """Person ids from the cluster labels: history appended, crosswalk replaced; returns (persons, largest)."""
+    """Person ids from the cluster labels: history appended, crosswalk replaced; returns (persons, largest).
+
+    The history's events are computed against one version of the previous crosswalk and appended only when
+    no event of that version is there yet, so a run killed between the two writes and run again records each
+    event once.
+    """
     linked_at = datetime.now(UTC)
     crosswalk_table = settings.table("mpi", "crosswalk")
-    previous = spark.read.table(crosswalk_table) if table_exists(spark, crosswalk_table) else None
+    previous, base_version = None, -1
+    if table_exists(spark, crosswalk_table):
+        base_version = latest_commit_version(spark, crosswalk_table)
+        previous = spark.read.option("versionAsOf", base_version).table(crosswalk_table)
     new_crosswalk = crosswalk(
         records, labels, run_id, linked_at, confidence=confidence, previous=previous
     ).localCheckpoint(eager=True)
-    history_table = settings.table("mpi", "person_id_history")
-    write_table(
-        person_id_history(previous, new_crosswalk, run_id, linked_at).transform(with_column_comments, HISTORY_COMMENTS),
-        history_table,
-        mode="append",
-        comment=None if table_exists(spark, history_table) else "one row per person id event per linkage run",
+    events = person_id_history(previous, new_crosswalk, run_id, linked_at).withColumn(
+        "crosswalk_version", F.lit(base_version)
+    )
+    insert_new(
+        spark,
+        events.transform(with_column_comments, HISTORY_COMMENTS),
+        settings.table("mpi", "person_id_history"),
+        keys=("crosswalk_version", "person_id", "event"),
+        comment="one row per person id event per linkage run",
     )
     write_table(
         new_crosswalk.transform(with_column_comments, CROSSWALK_COMMENTS),
@@ -595,7 +617,8 @@ def previous_linkage(
     """The previous run's state when this run can link incrementally, else None (the reason is logged).
 
     It can when the mpi tables of a probabilistic run exist, that run scored with the same registered model
-    version and the same settings, and the crosswalk is that run's.
+    version and the same settings, and the latest write of every state table is that run's (its commit tag): a
+    run killed after some of its writes leaves a mixed state, and the next run links in full.
     """
     names = ("crosswalk", "scored_pairs", "linkage_models", "cluster_splits", "capped_blocks")
     tables = {name: settings.table("mpi", name) for name in names}
@@ -622,11 +645,16 @@ def previous_linkage(
     if last["settings_fingerprint"] != settings_fingerprint(matching):
         logger.info("full link: the linkage settings changed since the previous run")
         return None
-    crosswalk = spark.read.table(tables["crosswalk"])
-    runs = [r["run_id"] for r in crosswalk.select("run_id").distinct().limit(2).collect()]
-    if runs != [last["run_id"]]:
-        logger.info("full link: the crosswalk is not the work of the last probabilistic run %s", last["run_id"])
+    tag = run_tag(last["run_id"], "link")
+    strays = [t for t in tables.values() if last_write_tag(spark, t) != tag]
+    if strays:
+        logger.info(
+            "full link: %s not (all) written by the last probabilistic run %s (a run stopped half-way?)",
+            ", ".join(strays),
+            last["run_id"],
+        )
         return None
+    crosswalk = spark.read.table(tables["crosswalk"])
     logger.info("incremental link against the state of run %s", last["run_id"])
     return PreviousLinkage(
         crosswalk=crosswalk.select("record_id", "person_id").localCheckpoint(eager=True),

@@ -41,6 +41,8 @@ HISTORY_COMMENTS = {
     "reason": "why, in words, with the person ids involved",
     "run_id": "linkage run that recorded the event",
     "recorded_at": "when the event was recorded",
+    "crosswalk_version": "Delta version of mpi.crosswalk the run compared with (-1: none); with person_id and "
+    "event, the key that keeps an event from being recorded twice",
 }
 CAPPED_COMMENTS = {
     "rule": "blocking rule whose block was left out",

@@ -1,18 +1,22 @@
-"""Bronze -> silver: every feed table and silver.person_records rebuilt from bronze (overwrite).
+"""Bronze -> silver: every feed table and silver.person_records computed in full from the current bronze rows.
 
-For each feed with a bronze table:
+The current rows of a feed are its bronze rows minus those of deliveries a correction superseded
+(`bronze.ingest.current_bronze`). For each feed with a bronze table:
 1. every bronze row is checked (`validate.with_failures`); failing rows become silver-stage quarantine
    rows, valid rows are typed;
 2. the valid rows' identity columns are standardized (`identity.with_identity`);
 3. the identities of all feeds are collapsed into silver.person_records (tokens computed once per
    distinct identity), which is written first and kept (persisted) for step 4;
 4. each silver feed table is written: the typed non-identity columns, the record_id of the row's
-   identity, and lineage;
+   identity, the record key's occurrence, and lineage;
 5. the silver-stage quarantine rows of all feeds replace the previous silver-stage rows in one commit.
 
 Before step 1 writes anything, each feed is counted in one pass, its expectations included
 (`expectations.py`): their results are recorded, and a violated `fail` expectation stops the build there.
-Every table is overwritten and the quarantine rows replaced, so a rebuild gives the same tables.
+Every table is computed whole but committed by a MERGE on its key (`tables.sync_table`): the new version
+holds exactly the computed rows and its Change Data Feed shows only the rows that changed (a correction's
+updated records; nothing at all for a re-run). The quarantine rows are replaced, so a rebuild gives the same
+tables.
 Counts reconcile per feed by construction: a bronze row is either valid (one silver row; the join to its
 record_id keeps row counts, since identity_key is unique in person_records) or rejected (one
 silver-stage quarantine row).
@@ -26,9 +30,10 @@ from datetime import UTC, datetime
 from functools import reduce
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from lakehouse.bronze.ingest import current_bronze
 from lakehouse.bronze.quarantine import empty_quarantine, replace_quarantine
 from lakehouse.config import FeedConfig, Settings
 from lakehouse.silver.expectations import (
@@ -48,7 +53,7 @@ from lakehouse.silver.validate import (
     typed_columns,
     with_failures,
 )
-from lakehouse.tables import table_exists, write_table
+from lakehouse.tables import sync_table, table_exists
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +71,7 @@ PERSON_RECORDS_COLUMN_COMMENTS = {
     "ssid_variant_tokens": "HMAC tokens (128 bits) of the SSID with one digit deleted: overlap means one typo",
 }
 LINEAGE = ("delivery_id", "source_file", "line_number", "ingested_at")
+OCCURRENCE = "record_occurrence"
 
 
 @dataclass(frozen=True)
@@ -108,9 +114,7 @@ def build_silver(spark: SparkSession, settings: Settings, run_id: str = "") -> S
         logger.info("silver: no bronze table for %s; skipped", ", ".join(f.key for f in skipped))
 
     checked = {
-        f.key: spark.read.table(settings.table("bronze", f.key))
-        .transform(with_failures, f)
-        .transform(with_expectations, f)
+        f.key: current_bronze(spark, settings, f).transform(with_failures, f).transform(with_expectations, f)
         for f in feeds
     }
     result = SilverResult(skipped_feeds=tuple(f.key for f in skipped))
@@ -127,9 +131,10 @@ def build_silver(spark: SparkSession, settings: Settings, run_id: str = "") -> S
     persons = person_records(identities, tokenize).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         n_persons = persons.count()  # computes the tokens once; the writes below reuse them
-        write_table(
+        sync_table(
             persons.drop("identity_key"),
             person_records_table(settings),
+            keys=("record_id",),
             comment=PERSON_RECORDS_COMMENT,
             column_comments=PERSON_RECORDS_COLUMN_COMMENTS,
         )
@@ -150,19 +155,32 @@ def build_silver(spark: SparkSession, settings: Settings, run_id: str = "") -> S
 
 
 def _write_feed(settings: Settings, feed: FeedConfig, valid: DataFrame, record_ids: DataFrame) -> None:
-    """silver.<feed>: typed non-identity columns, record_id and lineage, one row per valid bronze row."""
-    rows = valid.join(record_ids, on="identity_key", how="left").select(
-        *typed_columns(feed), F.col("record_id"), *[F.col(c) for c in LINEAGE]
+    """silver.<feed>: typed non-identity columns, record_id and lineage, one row per valid bronze row.
+
+    Keyed by the partner's record key and its occurrence (1 unless the key repeats): a corrected delivery
+    updates the rows whose values changed, under the same key.
+    """
+    occurrence = F.row_number().over(
+        Window.partitionBy(feed.record_key).orderBy("delivery_id", "source_file", "line_number")
     )
-    write_table(
+    rows = valid.join(record_ids, on="identity_key", how="left").select(
+        *typed_columns(feed),
+        F.col("record_id"),
+        occurrence.alias(OCCURRENCE),
+        *[F.col(c) for c in LINEAGE],
+    )
+    sync_table(
         rows,
         silver_table(settings, feed),
+        keys=(feed.record_key, OCCURRENCE),
         comment=(
             f"One row per valid bronze row of {feed.partner} {feed.name} ({feed.description}): non-identity "
             "columns typed per the feed contract; identity in silver.person_records through record_id. Restricted."
         ),
         column_comments={
             "record_id": "silver.person_records.record_id of this row's identity",
+            OCCURRENCE: f"1 for the first row with its {feed.record_key} (by delivery, file, line), 2 for the "
+            "second: above 1 only where the partner repeated a record key",
             feed.record_key: f"record key of the {feed.key} feed (partner's row id)",
         },
     )
