@@ -138,9 +138,11 @@ bench-er: setup
 # Without BENCH_BI_PEOPLE it reads the lakehouse of the last `make run`; with it, it builds one of that size first.
 BENCH_BI_PEOPLE  ?=
 BENCH_BI_REPEATS ?= 5
+BENCH_BI_ARGS    ?=
 BENCH_BI_RESULTS ?= bench/bi/results/$(if $(BENCH_BI_PEOPLE),people-$(BENCH_BI_PEOPLE),default)
 
 bench-bi: setup
 	LAKEHOUSE_HMAC_KEY="$${LAKEHOUSE_HMAC_KEY:-$(DEMO_KEY)}" $(BIN)/python bench/bi/run_bench.py --env $(ENV) \
 	  --repeats $(BENCH_BI_REPEATS) --results $(BENCH_BI_RESULTS) \
-	  $(if $(BENCH_BI_PEOPLE),--people $(BENCH_BI_PEOPLE) --label "$(BENCH_BI_PEOPLE) people",--label "make run ($(PEOPLE) people)")
+	  $(if $(BENCH_BI_PEOPLE),--people $(BENCH_BI_PEOPLE) --label "$(BENCH_BI_PEOPLE) people",--label "make run ($(PEOPLE) people)") \
+	  $(BENCH_BI_ARGS)

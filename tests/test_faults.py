@@ -1,11 +1,12 @@
 """Faults: a pipeline killed (SIGKILL) in the middle of each stage and run again equals an uninterrupted run.
 
 Two lakehouses get the same generated delivery. The reference runs the pipeline once (`lakehouse run`),
-counting the table writes each stage logs. The other runs each stage in a process that is killed, with its
-Spark JVM, right after half of those writes (so some of the stage's tables are written and others are not), and
-then runs the stage again to completion. Every table of the two lakehouses must then hold the same rows, apart
-from what names a run or a time, and with floating-point figures to 9 decimals: Spark sums them in an order
-that varies from run to run, so a model trained twice differs in the last bits.
+counting the table writes each stage logs. In the other, each stage is killed, with its Spark JVM, right after
+half of those writes (so some of the stage's tables are written and others are not), and run again to
+completion by the next process, which is then killed half-way through the next stage. Every table of the two
+lakehouses must then hold the same rows, apart from what names a run or a time, and with floating-point figures
+to 9 decimals: Spark sums them in an order that varies from run to run, so a model trained twice differs in the
+last bits.
 
 The run logs are the exception: ops.pipeline_runs and ops.expectation_results record every attempt, the killed
 ones included, and so do mpi.linkage_models and mpi.linkage_metrics(_by_partner), whose rows of finished runs
@@ -16,8 +17,10 @@ and `model_json` columns are left out of that comparison.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,17 +33,19 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.config import Settings
+from lakehouse.landing import MANIFEST
 from lakehouse.pipeline import STAGES
 
 pytestmark = pytest.mark.e2e
 
 PEOPLE, SEED = 250, 31
+WITHDRAWN = 5
+"""Lines a partner's correction leaves out of its feed file."""
 WRITE = re.compile(r" INFO lakehouse\.[\w.]+: wrote \S+ \(")
 RUN_LOGS = {"ops.pipeline_runs", "ops.expectation_results"}
 MODEL_LOGS = {"mpi.linkage_models", "mpi.linkage_metrics", "mpi.linkage_metrics_by_partner"}
-VOLATILE = {"run_id", "mlflow_run_id", "manifest_sha256"}
-"""Columns that name a run, and the manifests' SHA-256 (a manifest holds the time of its delivery); timestamps
-are left out of the comparison too."""
+VOLATILE = {"run_id", "mlflow_run_id"}
+"""Columns that name a run; timestamps are left out of the comparison too."""
 MODEL_LOG_ONLY = {"trained", "model_json"}
 STAGE_LINE = re.compile(r" INFO lakehouse\.pipeline: stage (\w+): started")
 
@@ -64,11 +69,11 @@ class Lakehouse:
         assert done.returncode == 0, f"lakehouse {' '.join(args)} failed:\n{done.stderr[-4000:]}"
         return done.stderr
 
-    def run_killed(self, stage: str, after_writes: int) -> int:
-        """Run `stage` and SIGKILL the process group (the CLI and its Spark JVM) after `after_writes` table
-        writes; returns the writes seen (fewer when the stage finished first, which the caller rejects)."""
+    def run_killed(self, stages: list[str], after_writes: int) -> int:
+        """Run `stages` and SIGKILL the process group (the CLI and its Spark JVM) after the last stage's
+        `after_writes`-th table write; returns the writes seen (fewer when the stage finished first)."""
         process = subprocess.Popen(
-            lakehouse_command("run", "--stages", stage),
+            lakehouse_command("run", "--stages", ",".join(stages)),
             env=self.environment,
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
@@ -76,9 +81,11 @@ class Lakehouse:
             start_new_session=True,
         )
         assert process.stderr is not None
-        seen = 0
+        seen, counting = 0, False
         for line in process.stderr:
-            if WRITE.search(line):
+            started = STAGE_LINE.search(line)
+            counting = counting or bool(started and started.group(1) == stages[-1])
+            if counting and WRITE.search(line):
                 seen += 1
                 if seen >= after_writes:
                     os.killpg(process.pid, signal.SIGKILL)
@@ -143,15 +150,17 @@ def lakehouses(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
     reference = Lakehouse(tmp_path_factory.mktemp("faults-reference"))
     killed = Lakehouse(tmp_path_factory.mktemp("faults-killed"))
     kills: dict[str, int] = {}
-    for lakehouse in (reference, killed):
-        lakehouse.run("generate", "--people", str(PEOPLE), "--seed", str(SEED))
+    reference.run("generate", "--people", str(PEOPLE), "--seed", str(SEED))
+    for folder in ("landing", "synthetic"):  # the same delivery and ground truth, byte for byte
+        shutil.copytree(reference.root / folder, killed.root / folder)
     writes = writes_per_stage(reference.run("run"))
     assert list(writes) == list(STAGES)
-    for stage in STAGES:
+    # Each process finishes the stage the one before it was killed in, then is killed half-way through the next.
+    for before, stage in zip((None, *STAGES), STAGES, strict=False):
         assert writes[stage] >= 2, f"stage {stage} logged {writes[stage]} writes: nothing to kill between"
-        kills[stage] = killed.run_killed(stage, after_writes=writes[stage] // 2)
+        kills[stage] = killed.run_killed([s for s in (before, stage) if s], after_writes=writes[stage] // 2)
         assert kills[stage] == writes[stage] // 2, f"stage {stage} ended before its kill"
-        killed.run("run", "--stages", stage)
+    killed.run("run", "--stages", STAGES[-1])
     return reference, killed, {"writes": writes, "kills": kills}
 
 
@@ -181,3 +190,46 @@ def test_model_logs_of_finished_runs_equal(spark: SparkSession, lakehouses: tupl
             t[table].join(f, "run_id", "left_semi") for t, f in zip((killed, reference), finished, strict=True)
         )
         assert_same_rows(table, got, want, drop=VOLATILE | MODEL_LOG_ONLY)
+
+
+def test_a_correction_flows_to_gold(spark: SparkSession, lakehouses: tuple[Lakehouse, Lakehouse, dict]) -> None:
+    """Last (it changes the lakehouse): the teacher-credential feed corrected without its last WITHDRAWN lines.
+
+    The next `lakehouse run` drops the withdrawn rows from silver, with one MERGE whose Change Data Feed deletes
+    exactly them, and from gold's credential fact, whose source-row counts always sum to its silver rows.
+    """
+    lakehouse = lakehouses[1]
+    manifest_path = next((lakehouse.root / "landing" / "ctc" / "credentials").glob(f"*/{MANIFEST}"))
+    manifest = json.loads(manifest_path.read_text())
+    source = manifest_path.parent / manifest["files"][0]["name"]
+    lines = source.read_text(encoding="utf-8").splitlines(keepends=True)
+    withdrawn = {line.split(",")[0] for line in lines[-WITHDRAWN:]}
+    corrected = lakehouse.root / "correction" / source.name
+    corrected.parent.mkdir()
+    corrected.write_text("".join(lines[:-WITHDRAWN]), encoding="utf-8")
+
+    def silver_ids() -> list[str]:
+        rows = lakehouse.tables(spark)["silver.ctc_credentials"].select("credential_id").collect()
+        return [r["credential_id"] for r in rows]
+
+    def fact_rows() -> int:
+        fact = lakehouse.tables(spark)["gold.fact_teacher_credential"]
+        return int(fact.agg(F.sum("n_source_rows")).first()[0])  # type: ignore[index]
+
+    before, fact_before = silver_ids(), fact_rows()
+    assert fact_before == len(before)
+    gone = withdrawn & set(before)  # a withdrawn line may have been quarantined already
+    assert gone, "the generated feed's last lines are valid rows"
+    replaces = ["--replaces", manifest["delivery_id"], "--delivery-id", "correction-1"]
+    lakehouse.run("deliver", "--partner", "ctc", "--feed", "credentials", *replaces, str(corrected))
+    lakehouse.run("run")
+
+    after = silver_ids()
+    assert sorted(after) == sorted(i for i in before if i not in gone)
+    assert fact_rows() == len(after) == fact_before - len(gone)
+    silver = str(lakehouse.root / "warehouse" / "silver.db" / "ctc_credentials")
+    merge = spark.sql(f"DESCRIBE HISTORY delta.`{silver}`").where("operation = 'MERGE'").orderBy(F.desc("version"))
+    version = merge.first()["version"]  # type: ignore[index]
+    changes = spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", version)
+    deleted = changes.option("endingVersion", version).load(silver).where("_change_type = 'delete'")
+    assert {r["credential_id"] for r in deleted.collect()} == gone
