@@ -17,7 +17,6 @@ and `model_json` columns are left out of that comparison.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -33,14 +32,11 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.config import Settings
-from lakehouse.landing import MANIFEST
 from lakehouse.pipeline import STAGES
 
 pytestmark = pytest.mark.e2e
 
 PEOPLE, SEED = 250, 31
-WITHDRAWN = 2
-"""Lines a partner's correction leaves out of its feed file (of about six: teachers are few among 250 people)."""
 WRITE = re.compile(r" INFO lakehouse\.[\w.]+: wrote \S+ \(")
 RUN_LOGS = {"ops.pipeline_runs", "ops.expectation_results"}
 MODEL_LOGS = {"mpi.linkage_models", "mpi.linkage_metrics", "mpi.linkage_metrics_by_partner"}
@@ -190,47 +186,3 @@ def test_model_logs_of_finished_runs_equal(spark: SparkSession, lakehouses: tupl
             t[table].join(f, "run_id", "left_semi") for t, f in zip((killed, reference), finished, strict=True)
         )
         assert_same_rows(table, got, want, drop=VOLATILE | MODEL_LOG_ONLY)
-
-
-def test_a_correction_flows_to_gold(spark: SparkSession, lakehouses: tuple[Lakehouse, Lakehouse, dict]) -> None:
-    """Last (it changes the lakehouse): the teacher-credential feed corrected without its last WITHDRAWN lines.
-
-    The next `lakehouse run` drops the withdrawn rows from silver, with one MERGE whose Change Data Feed deletes
-    exactly them, and from gold's credential fact, whose source-row counts always sum to its silver rows.
-    """
-    lakehouse = lakehouses[1]
-    manifest_path = next((lakehouse.root / "landing" / "ctc" / "credentials").glob(f"*/{MANIFEST}"))
-    manifest = json.loads(manifest_path.read_text())
-    source = manifest_path.parent / manifest["files"][0]["name"]
-    lines = source.read_text(encoding="utf-8").splitlines(keepends=True)
-    withdrawn = {line.split(",")[0] for line in lines[-WITHDRAWN:]}
-    corrected = lakehouse.root / "correction" / source.name
-    corrected.parent.mkdir()
-    corrected.write_text("".join(lines[:-WITHDRAWN]), encoding="utf-8")
-
-    def silver_ids() -> list[str]:
-        rows = lakehouse.tables(spark)["silver.ctc_credentials"].select("credential_id").collect()
-        return [r["credential_id"] for r in rows]
-
-    def fact_rows() -> int:
-        fact = lakehouse.tables(spark)["gold.fact_teacher_credential"]
-        return int(fact.agg(F.coalesce(F.sum("n_source_rows"), F.lit(0))).first()[0])  # type: ignore[index]
-
-    before, fact_before = silver_ids(), fact_rows()
-    assert fact_before == len(before)
-    gone = withdrawn & set(before)  # a withdrawn line may have been quarantined already
-    assert gone, "the generated feed's last lines are valid rows"
-    assert len(before) > len(gone), "rows remain after the correction"
-    replaces = ["--replaces", manifest["delivery_id"], "--delivery-id", "correction-1"]
-    lakehouse.run("deliver", "--partner", "ctc", "--feed", "credentials", *replaces, str(corrected))
-    lakehouse.run("run")
-
-    after = silver_ids()
-    assert sorted(after) == sorted(i for i in before if i not in gone)
-    assert fact_rows() == len(after) == fact_before - len(gone)
-    silver = str(lakehouse.root / "warehouse" / "silver.db" / "ctc_credentials")
-    merge = spark.sql(f"DESCRIBE HISTORY delta.`{silver}`").where("operation = 'MERGE'").orderBy(F.desc("version"))
-    version = merge.first()["version"]  # type: ignore[index]
-    changes = spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", version)
-    deleted = changes.option("endingVersion", version).load(silver).where("_change_type = 'delete'")
-    assert {r["credential_id"] for r in deleted.collect()} == gone
