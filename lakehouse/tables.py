@@ -193,9 +193,17 @@ def is_conflict(exc: Exception) -> bool:
     return any(name in text for name in CONFLICTS) or (isinstance(exc, AnalysisException) and "already exists" in text)
 
 
-def with_retries(write: Callable[[], T], what: str, attempts: int = COMMIT_ATTEMPTS) -> T:
+def with_retries(
+    write: Callable[[], T],
+    what: str,
+    attempts: int = COMMIT_ATTEMPTS,
+    *,
+    give_up: Callable[[], bool] | None = None,
+) -> T | None:
     """`write()`, tried again (up to `attempts` times, after a short pause) while it conflicts with another job's
-    commit; for writes that may simply be repeated (appends of a run's own rows, replacements of a scope)."""
+    commit; for writes that may simply be repeated (appends of a run's own rows, replacements of a scope).
+    Between attempts `give_up()`, when given, may end the tries: then the result is None (the other job did
+    the work)."""
     for attempt in range(1, attempts + 1):
         try:
             return write()
@@ -203,6 +211,8 @@ def with_retries(write: Callable[[], T], what: str, attempts: int = COMMIT_ATTEM
             if not is_conflict(exc) or attempt == attempts:
                 raise
             logger.warning("%s: a concurrent commit conflicted (attempt %d of %d): %s", what, attempt, attempts, exc)
+            if give_up is not None and give_up():
+                return None
             time.sleep(0.5 * attempt)
     raise AssertionError("unreachable")  # pragma: no cover
 

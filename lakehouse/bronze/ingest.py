@@ -53,7 +53,7 @@ from lakehouse.bronze.parse import (
 )
 from lakehouse.bronze.quarantine import problem_text, replace_quarantine, replace_rows
 from lakehouse.config import FeedConfig, Settings
-from lakehouse.tables import COMMIT_ATTEMPTS, insert_new, is_conflict, table_exists, write_table
+from lakehouse.tables import insert_new, table_exists, with_retries, write_table
 
 logger = logging.getLogger(__name__)
 
@@ -364,21 +364,19 @@ def _commit_delivery(
     the delivery as ingested first (it was submitted twice at once), so this one must not count it again.
 
     Each write replaces the delivery's own rows, so writing again is harmless; a write that conflicts with another
-    job's commit is tried again (up to COMMIT_ATTEMPTS times) unless the other job has ingested the delivery.
+    job's commit is tried again (`with_retries`) unless the other job has ingested the delivery meanwhile.
     """
     key = (manifest.partner, manifest.feed, manifest.delivery_id)
-    for attempt in range(1, COMMIT_ATTEMPTS + 1):
-        try:
-            _write_bronze(settings, feed, manifest, parsed, ingested_at)
-            _write_quarantine(settings, feed, manifest, parsed, ingested_at)
-            return _record_ingested(spark, settings, row)
-        except Exception as exc:
-            if not is_conflict(exc) or attempt == COMMIT_ATTEMPTS:
-                raise
-            logger.warning("delivery %s: a concurrent commit conflicted (attempt %d): %s", "/".join(key), attempt, exc)
-            if key in _ingested_deliveries(spark, settings):
-                return False
-    return False  # pragma: no cover - the loop returns or raises
+
+    def write() -> bool:
+        _write_bronze(settings, feed, manifest, parsed, ingested_at)
+        _write_quarantine(settings, feed, manifest, parsed, ingested_at)
+        return _record_ingested(spark, settings, row)
+
+    recorded = with_retries(
+        write, f"delivery {'/'.join(key)}", give_up=lambda: key in _ingested_deliveries(spark, settings)
+    )
+    return bool(recorded)
 
 
 def _ingested_elsewhere(
