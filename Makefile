@@ -16,7 +16,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 export SPARK_LOCAL_IP := 127.0.0.1
 
-.PHONY: help setup venv jars run test lint format clean clean-data bench-er bench-bi serve-bi stop-bi docs s3proxy s3-up s3-down metastore-up metastore-down
+.PHONY: help setup venv jars run test lint format clean clean-data bench-er bench-bi serve-bi stop-bi docs s3proxy s3-up s3-down metastore-up metastore-down executor-venv cluster-up cluster-down bench
 
 help:
 	@echo "make run    set up, generate $(PEOPLE) people, run the whole pipeline locally, print the tables"
@@ -29,6 +29,8 @@ help:
 	@echo "make bench-bi  BI query latency over the Thrift server: on the make run lakehouse, or BENCH_BI_PEOPLE=N (built once under bench/bi/work)"
 	@echo "make s3-up  start the local S3-compatible server (S3Proxy) on 127.0.0.1:$(S3_PORT) for ENV=s3;  make s3-down  stop it"
 	@echo "make metastore-up  start a shared metastore (Derby network server) on 127.0.0.1:$(METASTORE_PORT);  make metastore-down"
+	@echo "make cluster-up  start a Spark standalone master (spark://127.0.0.1:$(CLUSTER_PORT)) and $(CLUSTER_WORKERS) workers;  make cluster-down  stop them"
+	@echo "make bench  scale benchmark: the whole pipeline at BENCH_PEOPLE=$(BENCH_PEOPLE) people, BENCH_REPEATS=$(BENCH_REPEATS) runs each (bench/scale/results/)"
 	@echo "make bench-er  entity-resolution benchmark: ours vs the deterministic baseline and Splink (BENCH_ER_PEOPLE=$(BENCH_ER_PEOPLE), BENCH_ER_REPEATS=$(BENCH_ER_REPEATS), BENCH_ER_ARGS=...)"
 
 setup: $(STAMPS)/venv $(STAMPS)/jars $(STAMPS)/spark-defaults $(STAMPS)/s3proxy
@@ -72,7 +74,7 @@ run: setup
 	fi
 	LAKEHOUSE_HMAC_KEY="$${LAKEHOUSE_HMAC_KEY:-$(DEMO_KEY)}" $(BIN)/lakehouse demo --people $(PEOPLE) --seed $(SEED) --env $(ENV)
 
-test: setup
+test: setup $(STAMPS)/executor-venv
 	$(BIN)/pytest
 
 # The BI endpoint (lakehouse/bi.py): run the pipeline first (make run).
@@ -88,19 +90,24 @@ docs: setup
 	$(BIN)/lakehouse dictionary --env $(ENV) --output docs/data-dictionary.md
 
 lint: setup
-	$(BIN)/ruff check lakehouse jobs tests
-	$(BIN)/ruff format --check lakehouse jobs tests
+	$(BIN)/ruff check lakehouse jobs tests bench
+	$(BIN)/ruff format --check lakehouse jobs tests bench
 	$(BIN)/mypy
 
 format: setup
-	$(BIN)/ruff format lakehouse jobs tests
-	$(BIN)/ruff check --fix lakehouse jobs tests
+	$(BIN)/ruff format lakehouse jobs tests bench
+	$(BIN)/ruff check --fix lakehouse jobs tests bench
 
 clean-data:
 	rm -rf data
 
 clean: clean-data
-	rm -rf $(VENV) $(JARS) $(STAMPS) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(EXECUTOR_VENV) $(JARS) $(STAMPS) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# Scale benchmark (bench/scale/run_bench.py): sizes in people, runs per size (one count, or one per size).
+BENCH_PEOPLE  ?= 10000,100000,1000000
+BENCH_REPEATS ?= 3,3,1
+BENCH_ARGS    ?=
 
 # Entity-resolution benchmark (bench/er/README.md): sizes in true people (about 9.1 records each), runs per system.
 # Extra harness options go in BENCH_ER_ARGS, e.g. BENCH_ER_ARGS="--stress --timeout-s 7200".
@@ -115,6 +122,13 @@ S3_BUCKETS ?= c2c-landing c2c-lakehouse
 # The shared metastore (infra/metastore/metastore-server) for jobs that run at the same time.
 METASTORE_PORT ?= 1527
 METASTORE_DIR  ?= data/metastore-server
+# The standalone cluster (infra/spark/spark-cluster): each worker's cores and memory.
+CLUSTER_PORT    ?= 7077
+CLUSTER_DIR     ?= data/spark-cluster
+CLUSTER_WORKERS ?= 2
+CLUSTER_CORES   ?= 1
+CLUSTER_MEMORY  ?= 3g
+EXECUTOR_VENV   := .venv-executor
 
 s3-up: $(STAMPS)/s3proxy
 	infra/s3/s3-server start $(S3_DIR) $(S3_PORT) $(S3_BUCKETS)
@@ -122,12 +136,35 @@ s3-up: $(STAMPS)/s3proxy
 s3-down:
 	infra/s3/s3-server stop $(S3_DIR)
 
+# The executors' Python on the stand-in cluster: the runtime dependencies of pyproject.toml without the project,
+# as on a real cluster's image; the driver ships the project's code to them (conf/env/standalone.yaml).
+executor-venv: $(STAMPS)/executor-venv
+$(STAMPS)/executor-venv: pyproject.toml $(STAMPS)/venv
+	test -x $(EXECUTOR_VENV)/bin/python || $(PYTHON) -m venv $(EXECUTOR_VENV)
+	$(BIN)/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
+	  > $(EXECUTOR_VENV)/requirements.txt
+	$(EXECUTOR_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(EXECUTOR_VENV)/bin/python -m pip install --quiet -r $(EXECUTOR_VENV)/requirements.txt
+	@touch $@
+
+# The Spark standalone cluster (infra/spark/spark-cluster): a master and workers on 127.0.0.1; then
+#   spark-submit --master spark://127.0.0.1:$(CLUSTER_PORT) jobs/pipeline.py --env standalone
+cluster-up: setup $(STAMPS)/executor-venv
+	infra/spark/spark-cluster start $(CLUSTER_DIR) $(CLUSTER_PORT) $(CLUSTER_WORKERS) $(CLUSTER_CORES) $(CLUSTER_MEMORY)
+
+cluster-down:
+	infra/spark/spark-cluster stop $(CLUSTER_DIR)
+
 # A metastore server that several jobs on one lakehouse share (LAKEHOUSE_METASTORE_URL; see README).
 metastore-up: $(STAMPS)/jars
 	infra/metastore/metastore-server start $(METASTORE_DIR) $(METASTORE_PORT)
 
 metastore-down:
 	infra/metastore/metastore-server stop $(METASTORE_DIR)
+
+bench: setup
+	LAKEHOUSE_HMAC_KEY="$${LAKEHOUSE_HMAC_KEY:-$(DEMO_KEY)}" $(BIN)/python bench/scale/run_bench.py \
+	  --people $(BENCH_PEOPLE) --repeats $(BENCH_REPEATS) $(BENCH_ARGS)
 
 bench-er: setup
 	bench/er/splink/setup.sh
@@ -145,4 +182,4 @@ bench-bi: setup
 	LAKEHOUSE_HMAC_KEY="$${LAKEHOUSE_HMAC_KEY:-$(DEMO_KEY)}" $(BIN)/python bench/bi/run_bench.py --env $(ENV) \
 	  --repeats $(BENCH_BI_REPEATS) --results $(BENCH_BI_RESULTS) \
 	  $(if $(BENCH_BI_PEOPLE),--people $(BENCH_BI_PEOPLE) --label "$(BENCH_BI_PEOPLE) people",--label "make run ($(PEOPLE) people)") \
-	  $(BENCH_BI_ARGS)
+	  $(if $(BENCH_BI_WORK),--work $(BENCH_BI_WORK)) $(BENCH_BI_ARGS)

@@ -35,9 +35,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lakehouse.config import Settings
+from lakehouse.config import Settings, names_shared_catalog
 from lakehouse.session import PROJECT_DIR, database_location, session_conf
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 logger = logging.getLogger(__name__)
 
@@ -98,9 +102,16 @@ def served_tables(settings: Settings) -> dict[str, str]:
 
 def bi_conf(settings: Settings, paths: BiPaths, *, guarded: bool) -> dict[str, str]:
     """The Spark settings of the endpoint's catalog: the lakehouse's, with the endpoint's own Derby metastore,
-    and with `guarded` the read-only guard and no SQL on files."""
+    and with `guarded` the read-only guard and no SQL on files.
+
+    Settings that point the lakehouse at a shared metastore (a Hive metastore service, Glue) are left out: the
+    registration drops and re-creates the tables it serves, which in the pipeline's own catalog would be the
+    pipeline's managed tables, data and all.
+    """
     storage = dataclasses.replace(settings.storage, metastore=str(paths.metastore), metastore_url="")
-    conf = session_conf(dataclasses.replace(settings, storage=storage))
+    own = {k: v for k, v in settings.spark.conf.items() if not names_shared_catalog(k)}
+    spark_settings = dataclasses.replace(settings.spark, conf=own)
+    conf = session_conf(dataclasses.replace(settings, storage=storage, spark=spark_settings))
     conf["spark.app.name"] = "lakehouse-bi"
     if guarded:
         conf["spark.sql.extensions"] = f"{conf['spark.sql.extensions']},{GUARD_CLASS}"
@@ -152,6 +163,7 @@ def register(spec: Catalog) -> list[str]:
         for database, location in spec.databases.items():
             spark.sql(f"CREATE DATABASE IF NOT EXISTS {database} LOCATION '{location}'")
         for table, location in spec.tables.items():
+            _refuse_managed(spark, table)
             spark.sql(f"DROP TABLE IF EXISTS {table}")
             if not _delta_table_exists(spark, location):
                 logger.warning("%s: no Delta table at %s yet (run the pipeline); not served", table, location)
@@ -161,6 +173,19 @@ def register(spec: Catalog) -> list[str]:
     finally:
         spark.stop()
     return registered
+
+
+def _refuse_managed(spark: SparkSession, table: str) -> None:
+    """Raise BiError if `table` is a managed table: the endpoint registers only external ones (by location), so a
+    managed table means the catalog is not the endpoint's own, and dropping it would delete its data."""
+    if not spark.catalog.tableExists(table):
+        return
+    kind = spark.sql(f"DESCRIBE TABLE EXTENDED {table}").where("col_name = 'Type'").select("data_type").first()
+    if kind is not None and str(kind[0]).upper() == "MANAGED":
+        raise BiError(
+            f"{table} is a managed table in the catalog the endpoint registers into: that catalog is not the "
+            "endpoint's own, and re-registering would delete the table's data; nothing was dropped"
+        )
 
 
 def _delta_table_exists(spark: object, location: str) -> bool:

@@ -138,6 +138,12 @@ class SparkSettings:
     enable_hive: bool = True
     log_level: str = "WARN"
     conf: dict[str, str] = field(default_factory=dict)
+    ship_code: bool = False
+    """Send the lakehouse package to the executors as a zip at session start (SparkContext.addPyFile), as a
+    cluster whose executors do not have the project installed needs (conf/env/standalone.yaml)."""
+    executor_python: str | None = None
+    """The Python the executors run (PYSPARK_PYTHON), absolute or relative to the project folder; unset: the
+    driver's own."""
 
 
 DEMO_KEY_SHA256 = "14af099994f097d291c024860a475606a8d7f1ac7e47a612d491ad34475079f0"
@@ -675,6 +681,16 @@ def load_matching(path: Path) -> MatchingSettings:
     return matching
 
 
+SHARED_CATALOG_SETTINGS = ("hive.metastore.uris", "hive.metastore.client.factory.class", "javax.jdo.option.")
+"""Spark settings (with or without `spark.hadoop.`) that point the catalog at a metastore others use: a Hive
+metastore service, AWS Glue, or a metastore database."""
+
+
+def names_shared_catalog(key: str) -> bool:
+    """Whether the Spark setting `key` points the catalog at a shared metastore (`SHARED_CATALOG_SETTINGS`)."""
+    return any(part in key for part in SHARED_CATALOG_SETTINGS)
+
+
 def load_settings(env: str = "local", conf: Path | None = None) -> Settings:
     """conf/base.yaml + conf/env/<env>.yaml + partners/*.yaml + matching.yaml, checked and frozen."""
     root = conf or conf_dir()
@@ -706,7 +722,7 @@ def load_settings(env: str = "local", conf: Path | None = None) -> Settings:
     settings = from_mapping(Settings, {"env": env, **merged}, source)
     metastore = settings.storage.path("metastore")
     shared = settings.storage.metastore_url
-    external = shared or any(key.endswith("hive.metastore.uris") for key in settings.spark.conf)
+    external = shared or any(names_shared_catalog(key) for key in settings.spark.conf)
     if settings.spark.enable_hive and "://" in metastore and not external:
         raise ConfigError(
             f"{source}: storage.metastore is {metastore}, but the embedded Derby metastore needs a folder on this "

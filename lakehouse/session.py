@@ -5,9 +5,14 @@ Called only from jobs/, the CLI and tests; library functions receive the session
 
 from __future__ import annotations
 
+import atexit
+import importlib
 import logging
 import os
+import shutil
 import sys
+import tempfile
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -151,8 +156,62 @@ def session_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> 
     return conf
 
 
+def executor_python(settings: Settings) -> str | None:
+    """The configured Python of the executors (`spark.executor_python`) as an absolute path; refuses a missing one."""
+    configured = settings.spark.executor_python
+    if not configured:
+        return None
+    path = Path(configured) if Path(configured).is_absolute() else PROJECT_DIR / configured
+    if not os.access(path, os.X_OK):
+        raise ConfigError(
+            f"spark.executor_python: {path} is not an executable Python; `make executor-venv` builds the executors' "
+            "environment (the dependencies without the project)"
+        )
+    return str(path)
+
+
+CODE_ARCHIVE = "lakehouse-code.zip"
+"""Name of the archive of the lakehouse package that `ship_code` sends to the executors."""
+_shipped: set[str] = set()
+"""Application ids whose executors already have the archive (one addPyFile per application)."""
+
+
+def ship_code(spark: SparkSession) -> None:
+    """Zip the lakehouse package this driver runs and put it on every executor's Python path, as a real cluster
+    needs (its executors have the dependencies, not the project); then check that they import it from there.
+
+    The archive is built from the driver's own code at every application start, so executors never run other
+    code than the driver. It lives in a temporary folder for the life of this process.
+    """
+    context = spark.sparkContext
+    if context.applicationId in _shipped:
+        return
+    folder = Path(tempfile.mkdtemp(prefix="lakehouse-code-"))
+    atexit.register(shutil.rmtree, folder, True)
+    archive = folder / CODE_ARCHIVE
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        for path in sorted((PROJECT_DIR / "lakehouse").rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                zipped.write(path, path.relative_to(PROJECT_DIR))
+    context.addPyFile(str(archive))
+    _shipped.add(context.applicationId)
+    tasks = context.defaultParallelism
+    origins = set(
+        context.parallelize(range(tasks), tasks)
+        .map(lambda _: importlib.import_module("lakehouse").__file__ or "")
+        .collect()
+    )
+    stray = sorted(o for o in origins if CODE_ARCHIVE not in o)
+    if stray:
+        raise ConfigError(f"executors import lakehouse from {', '.join(stray)}, not from the shipped {CODE_ARCHIVE}")
+    logger.info("code shipped: executors import lakehouse from %s", ", ".join(sorted(origins)))
+
+
 def build_session(settings: Settings, extra_conf: Mapping[str, str] | None = None) -> SparkSession:
     """A SparkSession with Delta and the catalog configured, and every layer's database created."""
+    python = executor_python(settings)
+    if python:
+        os.environ["PYSPARK_PYTHON"] = python  # read once, when the SparkContext starts
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     conf = session_conf(settings, extra_conf)
@@ -168,6 +227,8 @@ def build_session(settings: Settings, extra_conf: Mapping[str, str] | None = Non
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(settings.spark.log_level)
     spark.sparkContext.setCheckpointDir(conf["spark.checkpoint.dir"])
+    if settings.spark.ship_code:
+        ship_code(spark)
     create_databases(spark, settings)
     logger.info(
         "spark %s session up: master %s, warehouse %s",

@@ -6,6 +6,7 @@ import configparser
 import dataclasses
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,6 +57,69 @@ def spark(settings: Settings) -> Iterator[SparkSession]:
     session = build_session(settings)
     yield session
     session.stop()
+
+
+# --------------------------------------------------------------------------------------------------
+# lakehouses built by the CLI, in processes of their own, as a user builds them
+
+
+def lakehouse_command(*args: str) -> list[str]:
+    return [str(Path(sys.executable).parent / "lakehouse"), *args]
+
+
+@dataclasses.dataclass(frozen=True)
+class CliLakehouse:
+    """A lakehouse under its own storage root (its own metastore, MLflow store and tables), run with the
+    `lakehouse` command in the environment of conf/env/local.yaml."""
+
+    root: Path
+
+    @property
+    def environment(self) -> dict[str, str]:
+        return {**os.environ, "LAKEHOUSE_STORAGE_ROOT": str(self.root)}
+
+    def run(self, *args: str) -> str:
+        """`lakehouse ARGS` to completion; returns its log (stderr)."""
+        done = subprocess.run(
+            lakehouse_command(*args), env=self.environment, capture_output=True, text=True, check=False, timeout=1800
+        )
+        assert done.returncode == 0, f"lakehouse {' '.join(args)} failed:\n{done.stderr[-4000:]}"
+        return done.stderr
+
+    def table_paths(self) -> dict[str, Path]:
+        """`database.table` -> the Delta folder of every table of the lakehouse."""
+        warehouse = self.root / "warehouse"
+        return {
+            f"{db.name.removesuffix('.db')}.{table.name}": table
+            for db in sorted(warehouse.glob("*.db"))
+            for table in sorted(db.iterdir())
+            if (table / "_delta_log").is_dir()
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceRun:
+    """One generated delivery run through the whole pipeline without interruption, and the run's log."""
+
+    lakehouse: CliLakehouse
+    log: str
+    people: int
+    seed: int
+
+
+REFERENCE_PEOPLE, REFERENCE_SEED = 250, 31
+
+
+@pytest.fixture(scope="session")
+def reference_run(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> ReferenceRun:
+    """`lakehouse generate` then `lakehouse run` on a fresh storage root, once for the whole test run.
+
+    The fault test kills runs of the same delivery and compares them with it; the S3 test delivers the same
+    files to S3 and compares its tables with these. (`settings` exports the tests' HMAC key.)
+    """
+    lakehouse = CliLakehouse(tmp_path_factory.mktemp("reference"))
+    lakehouse.run("generate", "--people", str(REFERENCE_PEOPLE), "--seed", str(REFERENCE_SEED))
+    return ReferenceRun(lakehouse, lakehouse.run("run"), REFERENCE_PEOPLE, REFERENCE_SEED)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -15,8 +15,8 @@ BIN = Path(sys.executable).parent
 @pytest.mark.parametrize(
     "command",
     [
-        ["ruff", "check", "lakehouse", "jobs", "tests"],
-        ["ruff", "format", "--check", "lakehouse", "jobs", "tests"],
+        ["ruff", "check", "lakehouse", "jobs", "tests", "bench"],
+        ["ruff", "format", "--check", "lakehouse", "jobs", "tests", "bench"],
         ["mypy"],
     ],
     ids=["ruff-check", "ruff-format", "mypy"],

@@ -92,7 +92,8 @@ def test_missing_required_key_names_file_and_key(conf_copy: Path) -> None:
 
 
 def test_unknown_environment_lists_known(conf_copy: Path) -> None:
-    with pytest.raises(ConfigError, match=r"no such environment 'prod' \(known: large, local, s3\)"):
+    known = "compose, emr, kubernetes, large, local, s3, standalone"
+    with pytest.raises(ConfigError, match=rf"no such environment 'prod' \(known: {known}\)"):
         load_settings("prod", conf_copy)
 
 
@@ -131,11 +132,12 @@ def test_hmac_key_must_come_from_environment(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_demo_key_only_where_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The Makefile's published key serves the one-machine environments only; s3 refuses it."""
+    """The Makefile's published key serves the one-machine environments only (local mode and the stand-in cluster
+    on 127.0.0.1); s3 refuses it."""
     makefile = (CONF.parent / "Makefile").read_text()
     demo_key = next(line.split(":=")[1].strip() for line in makefile.splitlines() if line.startswith("DEMO_KEY"))
     monkeypatch.setenv("LAKEHOUSE_HMAC_KEY", demo_key)
-    for env in ("local", "large"):
+    for env in ("local", "large", "standalone"):
         assert load_settings(env, CONF).security.hmac_key() == demo_key.encode()
     with pytest.raises(ConfigError, match="demo key of the synthetic samples"):
         load_settings("s3", CONF).security.hmac_key()

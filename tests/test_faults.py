@@ -1,12 +1,12 @@
 """Faults: a pipeline killed (SIGKILL) in the middle of each stage and run again equals an uninterrupted run.
 
-Two lakehouses get the same generated delivery. The reference runs the pipeline once (`lakehouse run`),
-counting the table writes each stage logs. In the other, each stage is killed, with its Spark JVM, right after
-half of those writes (so some of the stage's tables are written and others are not), and run again to
-completion by the next process, which is then killed half-way through the next stage. Every table of the two
-lakehouses must then hold the same rows, apart from what names a run or a time, and with floating-point figures
-to 9 decimals: Spark sums them in an order that varies from run to run, so a model trained twice differs in the
-last bits.
+Two lakehouses get the same generated delivery. The reference (the suite's `reference_run`) runs the pipeline once
+(`lakehouse run`); its log gives the table writes of each stage. In the other, each stage is killed, with its Spark
+JVM, right after half of those writes (so some of the stage's tables are written and others are not), and run again
+to completion by the next process, which is then killed half-way through the next stage. Every table of the two
+lakehouses must then hold the same rows, apart from what names a run or a time, and with floating-point figures to
+9 decimals: Spark sums them in an order that varies from run to run, so a model trained twice differs in the last
+bits.
 
 The run logs are the exception: ops.pipeline_runs and ops.expectation_results record every attempt, the killed
 ones included, and so do mpi.linkage_models and mpi.linkage_metrics(_by_partner), whose rows of finished runs
@@ -22,49 +22,22 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
-from lakehouse.config import Settings
 from lakehouse.pipeline import STAGES
+from tests.conftest import CliLakehouse, ReferenceRun, lakehouse_command
+from tests.table_compare import MODEL_LOG_ONLY, MODEL_LOGS, RUN_LOGS, VOLATILE, assert_same_rows, read_tables
 
 pytestmark = pytest.mark.e2e
 
-PEOPLE, SEED = 250, 31
 WRITE = re.compile(r" INFO lakehouse\.[\w.]+: wrote \S+ \(")
-RUN_LOGS = {"ops.pipeline_runs", "ops.expectation_results"}
-MODEL_LOGS = {"mpi.linkage_models", "mpi.linkage_metrics", "mpi.linkage_metrics_by_partner"}
-VOLATILE = {"run_id", "mlflow_run_id"}
-"""Columns that name a run; timestamps are left out of the comparison too."""
-MODEL_LOG_ONLY = {"trained", "model_json"}
 STAGE_LINE = re.compile(r" INFO lakehouse\.pipeline: stage (\w+): started")
 
 
-def lakehouse_command(*args: str) -> list[str]:
-    return [str(Path(sys.executable).parent / "lakehouse"), *args]
-
-
-@dataclass
-class Lakehouse:
-    root: Path
-
-    @property
-    def environment(self) -> dict[str, str]:
-        return {**os.environ, "LAKEHOUSE_STORAGE_ROOT": str(self.root)}
-
-    def run(self, *args: str) -> str:
-        done = subprocess.run(
-            lakehouse_command(*args), env=self.environment, capture_output=True, text=True, check=False, timeout=1800
-        )
-        assert done.returncode == 0, f"lakehouse {' '.join(args)} failed:\n{done.stderr[-4000:]}"
-        return done.stderr
-
+class Killable(CliLakehouse):
     def run_killed(self, stages: list[str], after_writes: int) -> int:
         """Run `stages` and SIGKILL the process group (the CLI and its Spark JVM) after the last stage's
         `after_writes`-th table write; returns the writes seen (fewer when the stage finished first)."""
@@ -89,26 +62,9 @@ class Lakehouse:
         process.wait(timeout=120)
         return seen
 
-    def tables(self, spark: SparkSession) -> dict[str, DataFrame]:
-        """`layer.table` -> the table read from its Delta folder (each lakehouse has its own metastore)."""
-        warehouse = self.root / "warehouse"
-        return {
-            f"{db.name.removesuffix('.db')}.{table.name}": spark.read.format("delta").load(str(table))
-            for db in sorted(warehouse.glob("*.db"))
-            for table in sorted(db.iterdir())
-            if (table / "_delta_log").is_dir()
-        }
 
-
-def comparable(frame: DataFrame, drop: set[str] = VOLATILE) -> DataFrame:
-    """The frame without columns that name a run or a time, doubles rounded to 9 decimals."""
-    columns = []
-    for f in frame.schema.fields:
-        if f.name in drop or isinstance(f.dataType, (T.TimestampType, T.TimestampNTZType)):
-            continue
-        is_float = isinstance(f.dataType, (T.DoubleType, T.FloatType))
-        columns.append(F.round(F.col(f"`{f.name}`"), 9).alias(f.name) if is_float else F.col(f"`{f.name}`"))
-    return frame.select(*columns)
+Lakehouses = tuple[CliLakehouse, CliLakehouse, dict[str, dict[str, int]]]
+"""The reference, the killed and re-run lakehouse, and the figures of the kills."""
 
 
 def writes_per_stage(log: str) -> dict[str, int]:
@@ -125,31 +81,19 @@ def writes_per_stage(log: str) -> dict[str, int]:
     return counts
 
 
-def assert_same_rows(table: str, got: DataFrame, want: DataFrame, drop: set[str] = VOLATILE) -> None:
-    got, want = comparable(got, drop), comparable(want, drop)
-    assert got.columns == want.columns, table
-    extra, missing = got.exceptAll(want), want.exceptAll(got)
-    n_extra, n_missing = extra.count(), missing.count()
-    assert (n_extra, n_missing) == (0, 0), (
-        f"{table}: {n_extra} rows only after the kill, {n_missing} only in the reference; "
-        f"e.g. {extra.limit(2).collect()} / {missing.limit(2).collect()}"
-    )
-
-
 def finished_runs(tables: dict[str, DataFrame], stage: str) -> DataFrame:
     runs = tables["ops.pipeline_runs"]
     return runs.where((F.col("stage") == stage) & (F.col("status") == "succeeded")).select("run_id").distinct()
 
 
 @pytest.fixture(scope="module")
-def lakehouses(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> tuple[Lakehouse, Lakehouse, dict]:
-    reference = Lakehouse(tmp_path_factory.mktemp("faults-reference"))
-    killed = Lakehouse(tmp_path_factory.mktemp("faults-killed"))
+def lakehouses(reference_run: ReferenceRun, tmp_path_factory: pytest.TempPathFactory) -> Lakehouses:
+    reference = reference_run.lakehouse
+    killed = Killable(tmp_path_factory.mktemp("faults-killed"))
     kills: dict[str, int] = {}
-    reference.run("generate", "--people", str(PEOPLE), "--seed", str(SEED))
     for folder in ("landing", "synthetic"):  # the same delivery and ground truth, byte for byte
         shutil.copytree(reference.root / folder, killed.root / folder)
-    writes = writes_per_stage(reference.run("run"))
+    writes = writes_per_stage(reference_run.log)
     assert list(writes) == list(STAGES)
     # Each process finishes the stage the one before it was killed in, then is killed half-way through the next.
     for before, stage in zip((None, *STAGES), STAGES, strict=False):
@@ -160,17 +104,15 @@ def lakehouses(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
     return reference, killed, {"writes": writes, "kills": kills}
 
 
-def test_every_stage_was_killed_half_way(lakehouses: tuple[Lakehouse, Lakehouse, dict]) -> None:
+def test_every_stage_was_killed_half_way(lakehouses: Lakehouses) -> None:
     _, _, figures = lakehouses
     assert set(figures["kills"]) == set(STAGES)
     for stage in STAGES:
         assert 0 < figures["kills"][stage] < figures["writes"][stage], stage
 
 
-def test_killed_and_rerun_equals_uninterrupted(
-    spark: SparkSession, lakehouses: tuple[Lakehouse, Lakehouse, dict]
-) -> None:
-    reference, killed = lakehouses[0].tables(spark), lakehouses[1].tables(spark)
+def test_killed_and_rerun_equals_uninterrupted(spark: SparkSession, lakehouses: Lakehouses) -> None:
+    reference, killed = (read_tables(spark, lakehouse) for lakehouse in lakehouses[:2])
     assert sorted(killed) == sorted(reference)
     state = sorted(set(reference) - RUN_LOGS - MODEL_LOGS)
     assert {"silver.person_records", "mpi.crosswalk", "mpi.person_id_history", "ops.deliveries"} <= set(state)
@@ -178,8 +120,8 @@ def test_killed_and_rerun_equals_uninterrupted(
         assert_same_rows(table, killed[table], reference[table])
 
 
-def test_model_logs_of_finished_runs_equal(spark: SparkSession, lakehouses: tuple[Lakehouse, Lakehouse, dict]) -> None:
-    reference, killed = lakehouses[0].tables(spark), lakehouses[1].tables(spark)
+def test_model_logs_of_finished_runs_equal(spark: SparkSession, lakehouses: Lakehouses) -> None:
+    reference, killed = (read_tables(spark, lakehouse) for lakehouse in lakehouses[:2])
     for table in sorted(MODEL_LOGS & set(reference)):
         finished = [finished_runs(tables, "link") for tables in (killed, reference)]
         got, want = (

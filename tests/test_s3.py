@@ -2,8 +2,8 @@
 
 A generated delivery is uploaded with `lakehouse deliver` (boto3) into the landing bucket, then
 `lakehouse run --env s3` (its own process, as a user runs it) reads landing and writes every layer through
-s3a://, with credentials from the AWS chain's environment variables only. Its gold and public tables must
-equal those of a local run of the same delivery, and its counts must reconcile.
+s3a://, with credentials from the AWS chain's environment variables only. The delivery is the suite's reference
+run's, and the S3 run's gold and public tables must equal that local run's; its counts must reconcile.
 """
 
 from __future__ import annotations
@@ -23,15 +23,11 @@ from pyspark.sql import types as T
 from lakehouse.config import Settings, load_settings
 from lakehouse.gold import GOLD_TABLES
 from lakehouse.landing import MANIFEST, deliver
-from lakehouse.pipeline import STAGES, run_pipeline
 from lakehouse.public.build import PUBLIC_TABLES
-from lakehouse.session import create_databases
-from lakehouse.synth import generate
-from tests.conftest import S3Server, isolated
+from tests.conftest import CliLakehouse, ReferenceRun, S3Server
 
 pytestmark = pytest.mark.e2e
 
-PEOPLE, SEED = 400, 23
 S3_ROOT = "s3a://c2c-lakehouse/test-run"
 LAYERS = ("bronze", "quarantine", "silver", "mpi", "gold", "public", "ops")
 
@@ -39,8 +35,11 @@ LAYERS = ("bronze", "quarantine", "silver", "mpi", "gold", "public", "ops")
 class Runs:
     """The local reference run and the S3 run of one delivery."""
 
-    def __init__(self, local: Settings, s3: Settings, local_state: Path, output: str, secret: str) -> None:
+    def __init__(self, local: CliLakehouse, s3: Settings, local_state: Path, output: str, secret: str) -> None:
         self.local, self.s3, self.local_state, self.output, self.secret = local, s3, local_state, output, secret
+
+    def local_table(self, spark: SparkSession, layer: str, name: str) -> DataFrame:
+        return spark.read.format("delta").load(str(self.local.table_paths()[f"{layer}.{name}"]))
 
     def s3_table(self, spark: SparkSession, layer: str, name: str) -> DataFrame:
         return spark.read.format("delta").load(f"{S3_ROOT}/warehouse/{getattr(self.s3.databases, layer)}.db/{name}")
@@ -48,15 +47,12 @@ class Runs:
 
 @pytest.fixture(scope="module")
 def runs(
-    spark: SparkSession, settings: Settings, s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory
+    spark: SparkSession, reference_run: ReferenceRun, s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Runs]:
-    local = isolated(settings, "s3ref")
-    create_databases(spark, local)
-    generate(spark, local, people=PEOPLE, seed=SEED)
-
+    local = reference_run.lakehouse
     with mock.patch.dict(os.environ, s3_server.environment()):
         s3 = load_settings("s3")
-        for manifest_path in sorted(Path(local.storage.path("landing")).rglob(MANIFEST)):
+        for manifest_path in sorted((local.root / "landing").rglob(MANIFEST)):
             manifest = json.loads(manifest_path.read_text())
             files = [manifest_path.parent / f["name"] for f in manifest["files"]]
             deliver(s3, manifest["partner"], manifest["feed"], files, delivery_id=manifest["delivery_id"])
@@ -77,8 +73,6 @@ def runs(
         timeout=3600,
     )
     assert done.returncode == 0, done.stderr[-4000:]
-
-    run_pipeline(spark, local, STAGES)
     s3_server.read_through(spark)
     yield Runs(local, s3, local_state, done.stdout + done.stderr, s3_server.secret_key)
 
@@ -114,7 +108,7 @@ def _comparable(frame: DataFrame) -> DataFrame:
 
 @pytest.mark.parametrize("layer,name", [*(("gold", t) for t in GOLD_TABLES), *(("public", t) for t in PUBLIC_TABLES)])
 def test_s3_tables_equal_the_local_run(spark: SparkSession, runs: Runs, layer: str, name: str) -> None:
-    local = _comparable(spark.table(runs.local.table(layer, name)))
+    local = _comparable(runs.local_table(spark, layer, name))
     s3 = _comparable(runs.s3_table(spark, layer, name))
     assert s3.columns == local.columns
     assert s3.count() == local.count() > 0, name

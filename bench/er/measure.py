@@ -36,15 +36,15 @@ def tree_rss_bytes(root: psutil.Process) -> int:
 
 
 class ProcessTreeMonitor:
-    """Peak resident memory and CPU time of this process plus all its descendants (the Spark JVM).
+    """Peak resident memory and CPU time of this process (or of `pid`) plus all its descendants (the Spark JVM).
 
     A background thread samples the tree every `interval_s`; CPU time is also read at each step
     boundary, so that it can be reported per step (a fairer measure than wall time when the
     machine is shared).
     """
 
-    def __init__(self, interval_s: float = 0.2) -> None:
-        self._proc = psutil.Process()
+    def __init__(self, interval_s: float = 0.2, pid: int | None = None) -> None:
+        self._proc = psutil.Process(pid)  # None: this process
         self._interval_s = interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="process-tree-monitor", daemon=True)
@@ -54,7 +54,11 @@ class ProcessTreeMonitor:
 
     def _sample(self) -> None:
         rss = 0
-        for proc in [self._proc, *self._proc.children(recursive=True)]:
+        try:
+            procs = [self._proc, *self._proc.children(recursive=True)]
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return  # the monitored process has ended: its last readings stand
+        for proc in procs:
             try:
                 with proc.oneshot():
                     rss += proc.memory_info().rss

@@ -1,0 +1,100 @@
+"""The scale benchmark's arithmetic (bench/scale/run_bench.py): event-log figures, medians, growth exponents."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "scale" / "run_bench.py"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("scale_bench", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["scale_bench"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def task_end(executor: str, written: int, read: tuple[int, int], spilled: int, heap: int) -> dict[str, Any]:
+    local_read, remote_read = read
+    return {
+        "Event": "SparkListenerTaskEnd",
+        "Task Info": {"Executor ID": executor},
+        "Task Executor Metrics": {"JVMHeapMemory": heap},
+        "Task Metrics": {
+            "Shuffle Write Metrics": {"Shuffle Bytes Written": written},
+            "Shuffle Read Metrics": {"Local Bytes Read": local_read, "Remote Bytes Read": remote_read},
+            "Disk Bytes Spilled": spilled,
+            "Memory Bytes Spilled": 2 * spilled,
+        },
+    }
+
+
+def test_event_log_figures_sum_tasks_and_keep_heap_peaks(bench: ModuleType, tmp_path: Path) -> None:
+    events = [
+        {"Event": "SparkListenerApplicationStart"},
+        task_end("driver", 100, (10, 0), 0, 500),
+        task_end("driver", 50, (5, 0), 7, 300),
+        task_end("1", 1, (0, 4), 0, 900),
+        {
+            "Event": "SparkListenerStageExecutorMetrics",
+            "Executor ID": "driver",
+            "Executor Metrics": {"JVMHeapMemory": 800},
+        },
+    ]
+    (tmp_path / "app-1").write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    figures = bench.event_log_figures(tmp_path)
+    assert figures["tasks"] == 3
+    assert figures["shuffle_write_bytes"] == 151
+    assert figures["shuffle_read_bytes"] == 19
+    assert (figures["spill_disk_bytes"], figures["spill_memory_bytes"]) == (7, 14)
+    assert figures["peak_jvm_heap_bytes"] == {"driver": 800, "1": 900}
+
+
+def run(people: int, seconds: dict[str, float]) -> dict[str, Any]:
+    stages = {
+        s: {
+            "stage_s": seconds[s],
+            "peak_rss_bytes": 2**30,
+            "peak_jvm_heap_bytes": {"driver": 2**29},
+            "shuffle_write_bytes": 0,
+            "spill_disk_bytes": 0,
+        }
+        for s in seconds
+    }
+    stages["link"]["pairs_per_record"] = 3.5
+    return {"people": people, "delivered_rows": 50 * people, "pipeline_s": sum(seconds.values()), "stages": stages}
+
+
+def test_medians_growth_and_render(bench: ModuleType) -> None:
+    base = {"bronze": 10.0, "silver": 10.0, "link": 10.0, "gold": 10.0, "public": 10.0}
+    runs = [
+        run(1000, base),
+        run(1000, {**base, "link": 30.0}),
+        run(1000, {**base, "link": 20.0}),
+        run(10000, {s: 10 * v for s, v in base.items()}),  # ten times the people, ten times the time
+        run(100000, {s: 1000 * v for s, v in base.items()}),  # ten times again, a hundred times the time
+    ]
+    summary = bench.medians(runs)
+    assert summary[1000]["runs"] == 3
+    assert summary[1000]["stage_s"]["link"] == 20.0
+    assert summary[1000]["pipeline_s"] == 60.0
+    assert summary[1000]["pipeline_range_s"] == [50.0, 70.0]
+    assert summary[1000]["median_run"]["pipeline_s"] == 60.0
+    exponents = bench.growth(summary)
+    assert exponents[0][:2] == (1000, 10000) and exponents[0][2] == pytest.approx(0.92, abs=0.01)
+    assert exponents[1] == (10000, 100000, 2.0)
+    text = bench.render(
+        {"summary": summary, "machine": {"cores": 2, "memory_mb": 24576, "platform": "x"}, "finished_at": "t"}
+    )
+    assert "| 1,000 | 50,000 | 3 | 10 | 10 | 20 | 10 | 10 | 60 (50-70) |" in text
+    assert "- 10,000 to 100,000 people: pipeline 2.0" in text
