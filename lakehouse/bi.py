@@ -35,7 +35,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from lakehouse.config import Settings, names_shared_catalog
 from lakehouse.session import PROJECT_DIR, database_location, session_conf
@@ -76,9 +76,11 @@ class BiPaths:
         return self.folder / "thriftserver.log"
 
 
-def bi_paths(settings: Settings) -> BiPaths:
-    """The endpoint's folder: <storage root>/bi for a local root, else .run/bi in the project (the pid file
-    and the log are local files wherever the tables are)."""
+def bi_paths(settings: Settings, state_dir: Path | None = None) -> BiPaths:
+    """The endpoint's folder: `state_dir` when given, else <storage root>/bi for a local root, else .run/bi in the
+    project (the pid file and the log are local files wherever the tables are)."""
+    if state_dir is not None:
+        return BiPaths(state_dir)
     root = settings.storage.root
     if "://" in root:
         return BiPaths(PROJECT_DIR / ".run" / "bi")
@@ -113,6 +115,10 @@ def bi_conf(settings: Settings, paths: BiPaths, *, guarded: bool) -> dict[str, s
     spark_settings = dataclasses.replace(settings.spark, conf=own)
     conf = session_conf(dataclasses.replace(settings, storage=storage, spark=spark_settings))
     conf["spark.app.name"] = "lakehouse-bi"
+    if conf.get("spark.master", "").startswith("spark://"):
+        # A standalone master gives an application every free core for as long as it runs: the endpoint would
+        # starve the pipeline's jobs. One core unless the environment says otherwise.
+        conf.setdefault("spark.cores.max", "1")
     if guarded:
         conf["spark.sql.extensions"] = f"{conf['spark.sql.extensions']},{GUARD_CLASS}"
         conf["spark.sql.runSQLOnFiles"] = "false"
@@ -137,11 +143,11 @@ class Catalog:
         return cls(conf=dict(data["conf"]), databases=dict(data["databases"]), tables=dict(data["tables"]))
 
 
-def catalog(settings: Settings) -> Catalog:
+def catalog(settings: Settings, paths: BiPaths) -> Catalog:
     """The endpoint's catalog for `settings`: its own metastore, the gold and public databases and tables."""
     databases = [getattr(settings.databases, layer) for layer in BI_LAYERS]
     return Catalog(
-        conf=bi_conf(settings, bi_paths(settings), guarded=False),
+        conf=bi_conf(settings, paths, guarded=False),
         databases={database: database_location(settings, database) for database in databases},
         tables=served_tables(settings),
     )
@@ -291,23 +297,9 @@ def serve(
         )
     if _port_open(host, port):
         raise BiError(f"{host}:{port} is already in use; choose another with --port")
-    paths.folder.mkdir(parents=True, exist_ok=True)
     environment = dict(os.environ, SPARK_LOCAL_IP=host, SPARK_HOME=str(_spark_home()))
     started = time.perf_counter()
-    paths.metastore.mkdir(parents=True, exist_ok=True)
-    registration = subprocess.run(
-        [sys.executable, "-m", "lakehouse.bi", "register"],
-        input=catalog(settings).to_json(),
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if registration.returncode != 0:
-        raise BiError(f"registering the gold and public tables failed:\n{_tail(registration.stderr)}")
-    tables = [line for line in registration.stdout.splitlines() if line.strip()]
-    if not tables:
-        raise BiError("no gold or public table exists yet: run the pipeline first (`make run`)")
+    tables = _register_catalog(settings, paths, environment)
     with paths.log.open("w") as log:
         server = subprocess.Popen(
             server_command(settings, paths, host, port),
@@ -341,6 +333,41 @@ def serve(
         time.sleep(1.0)
     logger.info("BI endpoint up in %.1f s: %s", time.perf_counter() - started, state["jdbc_url"])
     return state
+
+
+def _register_catalog(settings: Settings, paths: BiPaths, environment: dict[str, str]) -> list[str]:
+    """Write the endpoint's catalog in `paths` (`register`, in a process of its own); the tables it serves."""
+    paths.metastore.mkdir(parents=True, exist_ok=True)
+    registration = subprocess.run(
+        [sys.executable, "-m", "lakehouse.bi", "register"],
+        input=catalog(settings, paths).to_json(),
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if registration.returncode != 0:
+        raise BiError(f"registering the gold and public tables failed:\n{_tail(registration.stderr)}")
+    tables = [line for line in registration.stdout.splitlines() if line.strip()]
+    if not tables:
+        raise BiError("no gold or public table exists yet: run the pipeline first (`make run`)")
+    return tables
+
+
+def serve_foreground(
+    settings: Settings, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, state_dir: Path | None = None
+) -> NoReturn:
+    """Register the catalog, then become the Thrift server (exec): the main process of a container or a service
+    manager, which stops it with a signal. No state file is written; the catalog is in `state_dir` (default as
+    `serve`), rebuilt at every start."""
+    paths = bi_paths(settings, state_dir)
+    if _port_open(host, port):
+        raise BiError(f"{host}:{port} is already in use; choose another with --port")
+    environment = dict(os.environ, SPARK_LOCAL_IP=host, SPARK_HOME=str(_spark_home()))
+    tables = _register_catalog(settings, paths, environment)
+    logger.info("serving %d tables on %s:%d: %s", len(tables), host, port, ", ".join(tables))
+    command = server_command(settings, paths, host, port)
+    os.execvpe(command[0], command, environment)
 
 
 def stop(settings: Settings, *, timeout_s: float = 30) -> int | None:

@@ -209,6 +209,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve_bi.add_argument(
         "--timeout", type=float, default=180, help="seconds to wait for the server to listen (default: 180)"
     )
+    serve_bi.add_argument(
+        "--foreground",
+        action="store_true",
+        help="register, then become the server (no state file; stop it with a signal): a container's main process",
+    )
+    serve_bi.add_argument(
+        "--state-dir",
+        type=Path,
+        help="with --foreground: the endpoint's catalog (default: <storage root>/bi, or .run/bi)",
+    )
     _common(serve_bi)
     stop_bi = sub.add_parser(
         "stop-bi",
@@ -518,6 +528,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "sql":
             _sql(settings, args.statement, args.limit)
         elif args.command == "serve-bi":
+            if args.foreground:
+                from lakehouse.bi import serve_foreground
+
+                serve_foreground(settings, host=args.host, port=args.port, state_dir=args.state_dir)
+            if args.state_dir is not None:
+                raise ValueError(
+                    "--state-dir goes with --foreground (stop-bi finds a background server in its default folder)"
+                )
             _serve_bi(settings, args.host, args.port, args.timeout)
         elif args.command == "stop-bi":
             _stop_bi(settings)

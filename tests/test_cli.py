@@ -13,7 +13,19 @@ from lakehouse.pipeline import parse_stages
 
 @pytest.mark.parametrize(
     "command",
-    ["generate", "deliver", "run", "demo", "status", "history", "maintain", "sql", "link", "analyze-blocking"],
+    [
+        "generate",
+        "deliver",
+        "run",
+        "demo",
+        "status",
+        "history",
+        "maintain",
+        "sql",
+        "link",
+        "analyze-blocking",
+        "serve-bi",
+    ],
 )
 def test_every_command_explains_itself(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
@@ -31,6 +43,11 @@ def test_unknown_environment_exits_2(capsys: pytest.CaptureFixture[str]) -> None
 def test_unknown_stage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--stages", "bronze,polish"]) == EXIT_USAGE
     assert "unknown stage(s) polish" in capsys.readouterr().err
+
+
+def test_bi_state_dir_only_in_the_foreground(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["serve-bi", "--state-dir", str(tmp_path)]) == EXIT_USAGE
+    assert "--state-dir goes with --foreground" in capsys.readouterr().err
 
 
 def test_stages_run_in_pipeline_order() -> None:

@@ -5,7 +5,7 @@
 #                    arguments Spark gives the pod (--properties-file, --class, the application and its arguments)
 #   executor         an executor pod of Spark on Kubernetes: the executor backend, configured by the SPARK_*
 #                    variables Spark sets on the pod
-#   anything else    run as given: lakehouse, spark-submit, spark-class, bi-endpoint, mlflow, python, bash ...
+#   anything else    run as given: lakehouse, spark-submit, spark-class, mlflow, python, bash ...
 set -euo pipefail
 
 case "${1:-}" in
