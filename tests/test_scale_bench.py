@@ -51,7 +51,9 @@ def test_event_log_figures_sum_tasks_and_keep_heap_peaks(bench: ModuleType, tmp_
             "Executor Metrics": {"JVMHeapMemory": 800},
         },
     ]
-    (tmp_path / "app-1").write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    (tmp_path / "eventlog_v2_app-1").mkdir()  # Spark 4's layout: a folder per application, and marker files
+    (tmp_path / "eventlog_v2_app-1" / "events_1_app-1").write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    (tmp_path / "eventlog_v2_app-1" / "appstatus_app-1").write_text("")
     figures = bench.event_log_figures(tmp_path)
     assert figures["tasks"] == 3
     assert figures["shuffle_write_bytes"] == 151

@@ -77,9 +77,12 @@ def event_log_figures(folder: Path) -> dict[str, Any]:
         "peak_jvm_heap_bytes": {},
     }
     heap: dict[str, int] = figures["peak_jvm_heap_bytes"]
-    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+    # Spark 4 writes an application's log as a folder (eventlog_v2_<app>/events_<n>_<app>) beside marker files
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.stat().st_size > 0):
         with path.open(encoding="utf-8") as events:
             for line in events:
+                if not line.startswith("{"):
+                    continue
                 event = json.loads(line)
                 kind = event.get("Event")
                 if kind == "SparkListenerTaskEnd":
@@ -164,12 +167,12 @@ def run_size(people: int, seed: int, env: str, work: Path, repeat: int) -> dict[
             **event_log_figures(events),
         }
         if stage == "link":
-            records, pairs = int(figures.get("n_records") or 0), int(figures.get("n_candidate_pairs") or 0)
+            records, pairs = int(figures.get("records") or 0), int(figures.get("candidate_pairs") or 0)
             measured.update(
                 records=records,
                 candidate_pairs=pairs,
                 pairs_per_record=round(pairs / records, 2) if records else None,
-                persons=figures.get("n_persons"),
+                persons=figures.get("persons"),
             )
         run["stages"][stage] = measured
         log.info("people %d, stage %s: %.1f s (process %.1f s)", people, stage, stage_s, wall)
