@@ -16,7 +16,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 export SPARK_LOCAL_IP := 127.0.0.1
 
-.PHONY: help setup venv jars run test lint format clean clean-data bench-er bench-bi serve-bi stop-bi docs s3proxy s3-up s3-down metastore-up metastore-down executor-venv cluster-up cluster-down bench
+.PHONY: help setup venv jars run test lint format clean clean-data bench-er bench-bi serve-bi stop-bi docs s3proxy s3-up s3-down metastore-up metastore-down executor-venv cluster-up cluster-down bench notebooks
 
 help:
 	@echo "make run    set up, generate $(PEOPLE) people, run the whole pipeline locally, print the tables"
@@ -24,6 +24,7 @@ help:
 	@echo "make setup  create $(VENV), install the package, resolve the JVM jars into $(JARS)/"
 	@echo "make serve-bi  start the read-only BI endpoint (Spark Thrift server, JDBC/ODBC) on 127.0.0.1:$(BI_PORT) over gold and public;  make stop-bi  stop it"
 	@echo "make docs   regenerate docs/data-dictionary.md from the tables of the last make run and conf"
+	@echo "make notebooks  JupyterLab on 127.0.0.1:$(NOTEBOOK_PORT) over notebooks/ (the lakehouse of the last make run; ENV=standalone for the cluster)"
 	@echo "make lint   ruff and mypy only;  make format  ruff format"
 	@echo "make clean-data  remove ./data (generated deliveries and tables);  make clean  everything built"
 	@echo "make bench-bi  BI query latency over the Thrift server: on the make run lakehouse, or BENCH_BI_PEOPLE=N (built once under bench/bi/work)"
@@ -84,6 +85,17 @@ serve-bi: setup
 
 stop-bi: setup
 	$(BIN)/lakehouse stop-bi --env $(ENV)
+
+# JupyterLab over notebooks/ (the `notebooks` extra, installed once), on loopback only. The notebooks open the
+# lakehouse of the last `make run` through lakehouse.notebook.session(), in the environment LAKEHOUSE_ENV names.
+NOTEBOOK_PORT ?= 8888
+notebooks: setup $(STAMPS)/notebooks
+	LAKEHOUSE_ENV=$(ENV) $(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.port=$(NOTEBOOK_PORT) \
+	  --ServerApp.root_dir=$(CURDIR)/notebooks --no-browser $(if $(filter 0,$(shell id -u)),--allow-root)
+
+$(STAMPS)/notebooks: pyproject.toml $(STAMPS)/venv
+	$(BIN)/python -m pip install --quiet -e ".[dev,notebooks]"
+	@touch $@
 
 # The data dictionary from the gold and public tables of the last `make run` (lakehouse/dictionary.py).
 docs: setup
