@@ -170,6 +170,23 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--limit", type=int, default=20, help="versions to show (default: 20)")
     _common(history)
 
+    explain = sub.add_parser(
+        "explain",
+        help="why records were linked: a pair's field-by-field weights, or a person's records and their links",
+        description=(
+            "Explain the last link run from mpi.scored_pairs and the model it scored with (mpi.linkage_models). "
+            "--pair A B: each comparison's level and weight in bits, the prior, the match weight and probability, "
+            "and whether that is a link. --person ID: the person's records (record ids and partners, no "
+            "identifying value) and every scored pair between them, strongest first, with its three heaviest "
+            "comparisons. Without either: the weakest link of the run (the linked pair closest to the threshold)."
+        ),
+    )
+    chosen = explain.add_mutually_exclusive_group()
+    chosen.add_argument("--person", metavar="PERSON_ID", help="a person_id of mpi.crosswalk or gold.dim_person")
+    chosen.add_argument("--pair", nargs=2, metavar=("RECORD_A", "RECORD_B"), help="two record_ids of mpi.crosswalk")
+    explain.add_argument("--limit", type=int, default=30, help="with --person: pairs to show (default: 30)")
+    _common(explain)
+
     maintain = sub.add_parser(
         "maintain",
         help="compact (OPTIMIZE) and vacuum every table, keeping the history that conf/base.yaml retains",
@@ -348,6 +365,34 @@ def _history(settings: Settings, table: str, limit: int) -> None:
         print(row)
 
 
+def _explain(settings: Settings, person: str | None, pair: Sequence[str] | None, limit: int) -> None:
+    from lakehouse import notebook as nb
+
+    spark = nb.session(settings.env)
+    model = nb.linkage_model(spark).model
+    threshold = nb.link_threshold(spark)
+    if person is not None:
+        records = nb.person_records(spark, person)
+        print(f"person {person}: {len(records)} records from {records['partner'].nunique()} partners")
+        print(records.to_string(index=False))
+        pairs = nb.person_pairs(spark, model, list(records["record_id"]))
+        linked = int(pairs["linked"].sum())
+        print(f"\n{len(pairs)} scored pairs between them, {linked} at or above the threshold {threshold}:")
+        print(pairs.head(limit).to_string(index=False) if len(pairs) else "(none: a single record, or no pair blocked)")
+        if len(pairs) > limit:
+            print(f"... and {len(pairs) - limit} weaker pairs (--limit N shows more)")
+        print("\nEach pair's weights in full: lakehouse explain --pair RECORD_A RECORD_B")
+        return
+    explanation = nb.explain_pair(spark, model, *pair) if pair else nb.explain_pair(spark, model)
+    verdict = "a link" if explanation.match_probability >= threshold else "not a link"
+    print(
+        f"{explanation.record_id_l} ({explanation.partner_l}) and {explanation.record_id_r} "
+        f"({explanation.partner_r}), blocked by rule {explanation.rule}:"
+    )
+    print(explanation.frame().to_string(index=False, float_format=lambda w: f"{w:+.2f}"))
+    print(f"probability {explanation.match_probability:.4f}: {verdict} (threshold {threshold})")
+
+
 def _maintain(settings: Settings, layers: str) -> None:
     from lakehouse.session import build_session
     from lakehouse.tables import maintain_tables
@@ -519,6 +564,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _status(settings)
         elif args.command == "history":
             _history(settings, args.table, args.limit)
+        elif args.command == "explain":
+            _explain(settings, args.person, args.pair, args.limit)
         elif args.command == "maintain":
             _maintain(settings, args.layers)
         elif args.command == "dictionary":

@@ -397,6 +397,47 @@ def explain_pair(
     )
 
 
+def person_records(spark: SparkSession, person_id: str) -> pd.DataFrame:
+    """The person's records in mpi.crosswalk: record_id, partner, cluster_size and match_confidence (the
+    probability of the record's best link). Raises ValueError when no record has that person id."""
+    records = _small(
+        _table(spark, "mpi", "crosswalk")
+        .where(F.col("person_id") == F.lit(person_id))
+        .select("record_id", "partner", "cluster_size", "match_confidence"),
+        "partner",
+        "record_id",
+    )
+    if records.empty:
+        raise ValueError(f"no record has person id {person_id} in {settings(spark).table('mpi', 'crosswalk')}")
+    return records
+
+
+def person_pairs(spark: SparkSession, model: FellegiSunterModel, record_ids: Sequence[str]) -> pd.DataFrame:
+    """Every scored pair between `record_ids` (mpi.scored_pairs), strongest first: the blocking rule, match weight
+    and probability, whether it is a link (at or above the threshold), and its three heaviest comparisons."""
+    threshold = link_threshold(spark)
+    pairs = _small(
+        _table(spark, "mpi", "scored_pairs").where(
+            F.col("record_id_l").isin(*record_ids) & F.col("record_id_r").isin(*record_ids)
+        ),
+        F.col("match_weight").desc(),
+        "record_id_l",
+        "record_id_r",
+    )
+    columns = ["record_id_l", "record_id_r", "rule", "match_weight", "match_probability", "linked", "strongest"]
+    if pairs.empty:
+        return pd.DataFrame(columns=columns)
+    names = [c.name for c in model.comparisons]
+
+    def strongest(row: pd.Series) -> str:
+        weights = sorted(((float(row[weight_column(n)] or 0.0), n) for n in names), reverse=True)
+        return ", ".join(f"{n} {w:+.1f}" for w, n in weights[:3])
+
+    pairs["linked"] = pairs["match_probability"] >= threshold
+    pairs["strongest"] = pairs.apply(strongest, axis=1)
+    return pairs[columns]
+
+
 def _person_sizes(spark: SparkSession) -> DataFrame:
     """One row per person: person_id, n_records, n_partners, partners, weakest_link (lowest match_confidence)."""
     return (

@@ -86,6 +86,12 @@ class CliLakehouse:
         assert done.returncode == 0, f"lakehouse {' '.join(args)} failed:\n{done.stderr[-4000:]}"
         return done.stderr
 
+    def output(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`lakehouse ARGS` to completion, whatever its exit code: its stdout, stderr and return code."""
+        return subprocess.run(
+            lakehouse_command(*args), env=self.environment, capture_output=True, text=True, check=False, timeout=1800
+        )
+
     def table_paths(self) -> dict[str, Path]:
         """`database.table` -> the Delta folder of every table of the lakehouse."""
         warehouse = self.root / "warehouse"
