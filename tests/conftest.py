@@ -80,9 +80,7 @@ class CliLakehouse:
 
     def run(self, *args: str) -> str:
         """`lakehouse ARGS` to completion; returns its log (stderr)."""
-        done = subprocess.run(
-            lakehouse_command(*args), env=self.environment, capture_output=True, text=True, check=False, timeout=1800
-        )
+        done = self.output(*args)
         assert done.returncode == 0, f"lakehouse {' '.join(args)} failed:\n{done.stderr[-4000:]}"
         return done.stderr
 
