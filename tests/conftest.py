@@ -1,10 +1,18 @@
-"""One Spark session for the whole run (JVM start-up is slow), on a temporary storage root."""
+"""One Spark session per test process (JVM start-up is slow), on a temporary storage root.
+
+`make test` runs the suite in two processes (pytest-xdist, `--dist loadgroup`): most of a small pipeline run is
+single-threaded planning on the driver, so two processes keep both cores busy. Each test module runs whole in one
+process (its module fixtures are built once), and the heaviest modules are handed out first. The reference run is
+built once for both processes (under a file lock) and only read afterwards.
+"""
 
 from __future__ import annotations
 
 import configparser
 import dataclasses
+import fcntl
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -114,16 +122,62 @@ class ReferenceRun:
 REFERENCE_PEOPLE, REFERENCE_SEED = 250, 31
 
 
+def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The temporary folder of the whole test run: shared by its processes when pytest-xdist runs it."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
+
+
 @pytest.fixture(scope="session")
 def reference_run(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> ReferenceRun:
     """`lakehouse generate` then `lakehouse run` on a fresh storage root, once for the whole test run.
 
-    The fault test kills runs of the same delivery and compares them with it; the S3 test delivers the same
-    files to S3 and compares its tables with these. (`settings` exports the tests' HMAC key.)
+    The fault test kills runs of the same delivery and compares them with it; the S3 and cluster tests deliver
+    the same files elsewhere and compare their tables with these. The first test process to need it builds it
+    under a lock; the other waits and reads the same lakehouse and log. (`settings` exports the tests' HMAC key.)
     """
-    lakehouse = CliLakehouse(tmp_path_factory.mktemp("reference"))
-    lakehouse.run("generate", "--people", str(REFERENCE_PEOPLE), "--seed", str(REFERENCE_SEED))
-    return ReferenceRun(lakehouse, lakehouse.run("run"), REFERENCE_PEOPLE, REFERENCE_SEED)
+    folder = run_folder(tmp_path_factory) / "reference-run"
+    folder.mkdir(exist_ok=True)
+    lakehouse, log = CliLakehouse(folder / "lakehouse"), folder / "run.log"
+    with open(folder / "build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also when the build fails
+        if not log.exists():  # a failed build left no log: this process builds it again, from an empty root
+            shutil.rmtree(lakehouse.root, ignore_errors=True)
+            lakehouse.root.mkdir()
+            lakehouse.run("generate", "--people", str(REFERENCE_PEOPLE), "--seed", str(REFERENCE_SEED))
+            finished = lakehouse.run("run")
+            log.with_suffix(".partial").write_text(finished, encoding="utf-8")
+            log.with_suffix(".partial").rename(log)
+    return ReferenceRun(lakehouse, log.read_text(encoding="utf-8"), REFERENCE_PEOPLE, REFERENCE_SEED)
+
+
+# --------------------------------------------------------------------------------------------------
+# running the suite in two processes
+
+HEAVIEST_FIRST = ("test_faults", "test_e2e", "test_cluster", "test_corrections", "test_s3", "test_notebooks")
+"""Modules that each run the pipeline or wait for the reference run, longest first (measured, `--durations`):
+handed out before the rest so that neither process is left with a long one at the end."""
+
+REFERENCE_METASTORE = ("test_notebooks", "test_explain")
+"""Modules that open the reference lakehouse's embedded Derby metastore, which takes one process at a time: they
+run in one process, one after the other."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group every test by its module for `--dist loadgroup` (the reference metastore's readers share one
+    group), and put the heaviest modules first (run with `--no-loadscope-reorder`, which keeps this order)."""
+
+    def module(item: pytest.Item) -> str:
+        return item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
+
+    for item in items:
+        group = "reference-metastore" if module(item) in REFERENCE_METASTORE else module(item)
+        item.add_marker(pytest.mark.xdist_group(group))
+
+    def weight(item: pytest.Item) -> int:
+        return HEAVIEST_FIRST.index(module(item)) if module(item) in HEAVIEST_FIRST else len(HEAVIEST_FIRST)
+
+    items.sort(key=weight)  # stable: the order within a module is kept
 
 
 # --------------------------------------------------------------------------------------------------
