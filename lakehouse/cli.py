@@ -18,6 +18,8 @@ from typing import Literal
 from lakehouse.bi import BiError
 from lakehouse.config import ConfigError, Settings, load_settings
 from lakehouse.pipeline import STAGES, PipelineError, parse_stages, run_pipeline
+from lakehouse.progress import DEFAULT_SECONDS as DEFAULT_PROGRESS_SECONDS
+from lakehouse.progress import stage_progress
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default: INFO"
+    )
+    parser.add_argument(
+        "--progress",
+        type=float,
+        default=DEFAULT_PROGRESS_SECONDS,
+        metavar="SECONDS",
+        help="while a stage runs, log its elapsed time and the rows read and written so far every SECONDS "
+        f"(default: {DEFAULT_PROGRESS_SECONDS:g}; 0: never)",
     )
 
 
@@ -336,11 +346,11 @@ def _deliver(settings: Settings, args: argparse.Namespace) -> None:
     )
 
 
-def _run(settings: Settings, stages: Sequence[str]) -> None:
+def _run(settings: Settings, stages: Sequence[str], progress: float = DEFAULT_PROGRESS_SECONDS) -> None:
     from lakehouse.session import build_session
 
     spark = build_session(settings)
-    result = run_pipeline(spark, settings, stages)
+    result = run_pipeline(spark, settings, stages, progress_seconds=progress)
     for stage in result.stages:
         logger.info("%-7s %7.1f s", stage.stage, stage.seconds)
         for name, outcome in stage.figures.get("expectations", {}).items():
@@ -459,16 +469,17 @@ def _link_files(settings: Settings, args: argparse.Namespace) -> None:
         logger.info("scoring with registered model %s/%s", registered.name, registered.version)
     spark = build_session(settings)
     start = time.perf_counter()
-    result = link_files(
-        spark,
-        settings,
-        args.input,
-        args.mapping,
-        args.out,
-        threshold=args.threshold,
-        pairs_min_probability=args.pairs_min_probability,
-        model=model,
-    )
+    with stage_progress(spark, "link", args.progress):
+        result = link_files(
+            spark,
+            settings,
+            args.input,
+            args.mapping,
+            args.out,
+            threshold=args.threshold,
+            pairs_min_probability=args.pairs_min_probability,
+            model=model,
+        )
     print(
         f"linked {result.n_records:,} records into {result.n_clusters:,} clusters in "
         f"{time.perf_counter() - start:.1f} s ({result.n_candidate_pairs:,} candidate pairs, "
@@ -552,13 +563,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             stages = parse_stages(args.stages)
             if set(stages) & KEYED_STAGES:
                 settings.security.hmac_key()  # refuse to start without the key, not at the silver stage
-            _run(settings, stages)
+            _run(settings, stages, args.progress)
         elif args.command == "link":
             _link_files(settings, args)
         elif args.command == "demo":
             settings.security.hmac_key()
             _generate(settings, args.people, args.seed, reuse=True)
-            _run(settings, STAGES)
+            _run(settings, STAGES, args.progress)
             _status(settings)
         elif args.command == "status":
             _status(settings)
@@ -608,7 +619,7 @@ def job_main(stages: Sequence[str] | None, argv: Sequence[str] | None = None) ->
     configure_logging(args.log_level)
     try:
         settings = load_settings(env=args.env)
-        _run(settings, list(stages) if stages is not None else parse_stages(args.stages))
+        _run(settings, list(stages) if stages is not None else parse_stages(args.stages), args.progress)
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -20,6 +20,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from lakehouse.config import Settings
+from lakehouse.progress import DEFAULT_SECONDS as DEFAULT_PROGRESS_SECONDS
+from lakehouse.progress import stage_progress
 from lakehouse.tables import (
     enable_change_data_feed,
     run_tag,
@@ -285,8 +287,12 @@ def run_pipeline(
     settings: Settings,
     stages: Sequence[str] = STAGES,
     run_id: str | None = None,
+    progress_seconds: float = DEFAULT_PROGRESS_SECONDS,
 ) -> PipelineResult:
     """Run `stages` in order; stop at the first failure (recorded, then re-raised).
+
+    While a stage runs, a progress line every `progress_seconds` gives its elapsed time and the rows Spark has
+    read and written for it so far (lakehouse.progress); the stage's last line gives its totals.
 
     Every Delta commit a stage makes carries `run <run_id> stage <stage>` as its userMetadata (DESCRIBE HISTORY
     and `lakehouse history` show it). Each stage's row in ops.pipeline_runs records the versions of the tables
@@ -304,10 +310,14 @@ def run_pipeline(
         figures: dict[str, Any] | None = None
         error: Exception | None = None
         try:
-            with tagged_commits(spark, run_tag(result.run_id, stage)):
+            with (
+                tagged_commits(spark, run_tag(result.run_id, stage)),
+                stage_progress(spark, f"stage {stage}", progress_seconds) as progress,
+            ):
                 figures = STAGE_FUNCTIONS[stage](spark, settings, result.run_id)
                 if stage in CHANGE_FEED_STAGES:
                     enable_change_data_feed(spark, getattr(settings.databases, CHANGE_FEED_STAGES[stage]))
+                rows = progress.figures()
         except Exception as exc:
             error = exc
         seconds = time.perf_counter() - start
@@ -331,6 +341,13 @@ def run_pipeline(
             logger.error("stage %s: failed after %.1f s: %s", stage, seconds, error)
             raise error
         assert figures is not None
-        logger.info("stage %s: done in %.1f s: %s", stage, seconds, json.dumps(figures, default=str))
+        logger.info(
+            "stage %s: done in %.1f s, %s rows read and %s written: %s",
+            stage,
+            seconds,
+            f"{rows.rows_read:,}",
+            f"{rows.rows_written:,}",
+            json.dumps(figures, default=str),
+        )
         result.stages.append(StageResult(stage=stage, seconds=seconds, figures=figures))
     return result

@@ -11,12 +11,14 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import fcntl
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from pyspark.sql import SparkSession
@@ -26,6 +28,7 @@ from lakehouse.config import DatabaseSettings, Settings, load_settings
 from lakehouse.session import build_session
 
 TEST_HMAC_KEY = "test-only-hmac-key-not-a-secret"
+PROJECT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +68,18 @@ def spark(settings: Settings) -> Iterator[SparkSession]:
     session = build_session(settings)
     yield session
     session.stop()
+
+
+def load_scale_bench() -> ModuleType:
+    """bench/scale/run_bench.py (a script, not a package module) as the module `scale_bench`."""
+    if "scale_bench" in sys.modules:
+        return sys.modules["scale_bench"]
+    spec = importlib.util.spec_from_file_location("scale_bench", PROJECT / "bench" / "scale" / "run_bench.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["scale_bench"] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 # --------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from lakehouse.dictionary import DICTIONARY_FILE, data_dictionary
 from lakehouse.gold import GOLD_TABLES, load_gold_config
 from lakehouse.pipeline import STAGES, PipelineResult, run_pipeline
 from lakehouse.session import create_databases
+from lakehouse.summary import render
 from lakehouse.synth import generate
 from lakehouse.tables import CHANGE_DATA_FEED, maintain_tables, table_history
 from tests.conftest import isolated
@@ -381,3 +382,17 @@ def test_data_dictionary_in_docs_is_current(spark: SparkSession, e2e: tuple[Sett
         assert f"### gold.{table}" in generated
     committed = (Path(__file__).resolve().parents[1] / DICTIONARY_FILE).read_text(encoding="utf-8")
     assert committed == generated, f"{DICTIONARY_FILE} is out of date: run `make run` and `make docs`"
+
+
+def test_status_shows_tables_and_last_runs(spark: SparkSession, e2e: tuple[Settings, PipelineResult]) -> None:
+    """`lakehouse status`: each table with rows, version and last update; the last runs with their outcome."""
+    settings, result = e2e
+    text = render(spark, settings)
+    dim_person = settings.table("gold", "dim_person")
+    line = next(line for line in text.splitlines() if f" {dim_person} " in line)
+    rows = spark.table(dim_person).count()
+    version = spark.sql(f"DESCRIBE HISTORY {dim_person} LIMIT 1").first()["version"]  # type: ignore[index]
+    assert re.search(rf" {rows:,} +{version} +\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d ", line), line
+    runs = text.split("Last runs (newest first):", 1)[1].splitlines()
+    ours = next(line for line in runs if f"run {result.run_id} " in line)
+    assert " succeeded " in ours and all(f"{stage} succeeded " in ours for stage in STAGES), ours

@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "scale" / "run_bench.py"
+from tests.conftest import load_scale_bench
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("scale_bench", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["scale_bench"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_scale_bench()
 
 
 def task_end(executor: str, written: int, read: tuple[int, int], spilled: int, heap: int) -> dict[str, Any]:

@@ -49,7 +49,9 @@ from measure import ProcessTreeMonitor, machine_info  # noqa: E402
 log = logging.getLogger("scale_bench")
 
 STAGES = ("bronze", "silver", "link", "gold", "public")
-DONE = re.compile(r"INFO lakehouse\.pipeline: stage (\w+): done in ([\d.]+) s: (.*)$")
+DONE = re.compile(
+    r"INFO lakehouse\.pipeline: stage (\w+): done in ([\d.]+) s, ([\d,]+) rows read and ([\d,]+) written: (.*)$"
+)
 GENERATED = re.compile(r"generated \S+: (\d+) rows in")
 
 
@@ -158,11 +160,13 @@ def run_size(people: int, seed: int, env: str, work: Path, repeat: int) -> dict[
         if not done:
             raise RuntimeError(f"stage {stage} logged no 'done' line ({logs / f'{stage}.log'})")
         stage_s = float(done[-1].group(2))
-        figures = json.loads(done[-1].group(3))
+        figures = json.loads(done[-1].group(5))
         measured: dict[str, Any] = {
             "stage_s": stage_s,
             "process_s": round(wall, 1),
             "rows_per_s": round(delivered / stage_s) if stage_s else None,
+            "rows_read": int(done[-1].group(3).replace(",", "")),
+            "rows_written": int(done[-1].group(4).replace(",", "")),
             "peak_rss_bytes": peak_rss,
             **event_log_figures(events),
         }
