@@ -76,10 +76,10 @@ run: setup
 	LAKEHOUSE_HMAC_KEY="$${LAKEHOUSE_HMAC_KEY:-$(DEMO_KEY)}" $(BIN)/lakehouse demo --people $(PEOPLE) --seed $(SEED) --env $(ENV)
 
 # Two test processes keep both cores busy (a small pipeline run is mostly single-threaded planning); tests/conftest.py
-# groups the tests by module and hands out the heaviest first. TEST_WORKERS=0 runs the suite in one process.
+# runs each module in one process and hands out the heaviest first. TEST_WORKERS=0 runs the suite in one process.
 TEST_WORKERS ?= 2
 test: setup $(STAMPS)/executor-venv
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 # The BI endpoint (lakehouse/bi.py): run the pipeline first (make run).
 BI_PORT ?= 10000

@@ -1,6 +1,6 @@
 """One Spark session per test process (JVM start-up is slow), on a temporary storage root.
 
-`make test` runs the suite in two processes (pytest-xdist, `--dist loadgroup`): most of a small pipeline run is
+`make test` runs the suite in two processes (pytest-xdist, `-n 2`): most of a small pipeline run is
 single-threaded planning on the driver, so two processes keep both cores busy. Each test module runs whole in one
 process (its module fixtures are built once), and the heaviest modules are handed out first. The reference run is
 built once for both processes (under a file lock) and only read afterwards.
@@ -19,6 +19,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from pyspark.sql import SparkSession
@@ -173,26 +174,42 @@ HEAVIEST_FIRST = ("test_faults", "test_e2e", "test_cluster", "test_corrections",
 """Modules that each run the pipeline or wait for the reference run, longest first (measured, `--durations`):
 handed out before the rest so that neither process is left with a long one at the end."""
 
-REFERENCE_METASTORE = ("test_notebooks", "test_explain")
+SHARED_SCOPES = {"test_explain": "test_notebooks"}
 """Modules that open the reference lakehouse's embedded Derby metastore, which takes one process at a time: they
-run in one process, one after the other."""
+run in the same process as the module named, one after the other."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Group every test by its module for `--dist loadgroup` (the reference metastore's readers share one
-    group), and put the heaviest modules first (run with `--no-loadscope-reorder`, which keeps this order)."""
-
-    def module(item: pytest.Item) -> str:
-        return item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
-
-    for item in items:
-        group = "reference-metastore" if module(item) in REFERENCE_METASTORE else module(item)
-        item.add_marker(pytest.mark.xdist_group(group))
+    """The heaviest modules first (the scheduler below keeps the collection order)."""
 
     def weight(item: pytest.Item) -> int:
-        return HEAVIEST_FIRST.index(module(item)) if module(item) in HEAVIEST_FIRST else len(HEAVIEST_FIRST)
+        module = module_of(item.nodeid)
+        return HEAVIEST_FIRST.index(module) if module in HEAVIEST_FIRST else len(HEAVIEST_FIRST)
 
     items.sort(key=weight)  # stable: the order within a module is kept
+
+
+def module_of(nodeid: str) -> str:
+    """'tests/test_e2e.py::test_x[1]' -> 'test_e2e'."""
+    return nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """pytest-xdist's scheduler for `-n N`: each module runs whole in one process (its module fixtures are built
+    once), modules in collection order (heaviest first), SHARED_SCOPES in one process together.
+
+    (pytest-xdist's own `--dist loadgroup` would do it with markers, but it writes the group into a node
+    attribute that pytest 9 no longer reads.)
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            module = module_of(nodeid)
+            return SHARED_SCOPES.get(module, module)
+
+    config.option.loadscopereorder = False
+    return ModuleScheduling(config, log)
 
 
 # --------------------------------------------------------------------------------------------------
