@@ -47,13 +47,17 @@ $(STAMPS)/venv: pyproject.toml
 jars: $(STAMPS)/jars
 # Delta's, S3A's and Derby's network jars from Maven Central (.jars/, .jars/s3a/, .jars/metastore/), then the
 # lakehouse's own JVM classes compiled against pyspark's jars.
+# They are resolved into a new folder that then takes the place of the old one, so a Spark job already running
+# (which opens jars by path) never finds the folder empty.
 $(STAMPS)/jars: infra/jvm/pom.xml infra/jvm/build.sh $(shell find infra/jvm/src -name '*.java') $(STAMPS)/venv
-	@mkdir -p $(STAMPS) $(JARS)
-	rm -f $(JARS)/*.jar $(JARS)/s3a/*.jar $(JARS)/metastore/*.jar
+	@mkdir -p $(STAMPS)
+	rm -rf $(JARS).new $(JARS).old
 	mvn --batch-mode --quiet -f infra/jvm/pom.xml \
 	  dependency:copy-dependencies@delta dependency:copy-dependencies@s3a dependency:copy-dependencies@metastore \
-	  -Djars.dir=$(CURDIR)/$(JARS)
-	infra/jvm/build.sh $(BIN)/python $(JARS)
+	  -Djars.dir=$(CURDIR)/$(JARS).new
+	infra/jvm/build.sh $(BIN)/python $(JARS).new
+	if [ -d $(JARS) ]; then mv $(JARS) $(JARS).old; fi
+	mv $(JARS).new $(JARS) && rm -rf $(JARS).old
 	@ls $(JARS)/*.jar
 	@touch $@
 
@@ -117,7 +121,7 @@ clean-data:
 	rm -rf data
 
 clean: clean-data
-	rm -rf $(VENV) $(EXECUTOR_VENV) $(JARS) $(STAMPS) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(EXECUTOR_VENV) $(JARS) $(JARS).new $(JARS).old $(STAMPS) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
 
 # Scale benchmark (bench/scale/run_bench.py): sizes in people, runs per size (one count, or one per size).
 BENCH_PEOPLE  ?= 10000,100000,1000000
