@@ -37,6 +37,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default: INFO"
     )
+
+
+def _progress(parser: argparse.ArgumentParser) -> None:
+    """--progress, for the commands that run long stages."""
     parser.add_argument(
         "--progress",
         type=float,
@@ -123,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         "baseline, much cheaper and much less accurate",
     )
     _common(run)
+    _progress(run)
 
     link = sub.add_parser(
         "link",
@@ -150,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", metavar="NAME[/VERSION]", help="score with a registered model (VERSION: number or alias)"
     )
     _common(link)
+    _progress(link)
 
     demo = sub.add_parser(
         "demo",
@@ -159,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--people", type=int, help="number of true people (default: synth.people in conf)")
     demo.add_argument("--seed", type=int, help="random seed (default: synth.seed in conf)")
     _common(demo)
+    _progress(demo)
 
     status = sub.add_parser(
         "status",
@@ -613,6 +620,7 @@ def job_main(stages: Sequence[str] | None, argv: Sequence[str] | None = None) ->
     """Body of jobs/<stage>.py: `--env` and, for the pipeline job, `--stages`; runs under spark-submit."""
     parser = argparse.ArgumentParser(description=f"Run pipeline stage(s) {', '.join(stages or STAGES)}.")
     _common(parser)
+    _progress(parser)
     if stages is None:
         parser.add_argument("--stages", default="all", help=f"comma-separated subset of {','.join(STAGES)}")
     args = parser.parse_args(argv)

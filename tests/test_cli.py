@@ -33,6 +33,15 @@ def test_every_command_explains_itself(command: str, capsys: pytest.CaptureFixtu
     assert "--env" in out and len(out) > 200
 
 
+def test_long_commands_take_a_progress_interval() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["run"]).progress == 30
+    assert parser.parse_args(["run", "--progress", "0"]).progress == 0
+    assert parser.parse_args(["demo", "--progress", "5"]).progress == 5
+    assert parser.parse_args(["link", "--input", "a.csv", "--mapping", "m.yaml", "--out", "o"]).progress == 30
+    assert not hasattr(parser.parse_args(["status"]), "progress")  # quick commands have no stages to report
+
+
 def test_unknown_environment_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", "--env", "nowhere"]) == EXIT_USAGE
     assert "no such environment 'nowhere'" in capsys.readouterr().err
