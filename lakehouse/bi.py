@@ -371,8 +371,8 @@ def serve_foreground(
 
 
 def stop(settings: Settings, *, timeout_s: float = 30) -> int | None:
-    """Stop the recorded Thrift server (SIGTERM, then SIGKILL after `timeout_s`); returns its pid, or None when
-    none was recorded or it had already exited."""
+    """Stop the recorded Thrift server (SIGTERM, then SIGKILL after `timeout_s`) and wait until it has exited;
+    returns its pid, or None when none was recorded or it had already exited."""
     paths = bi_paths(settings)
     state = read_state(settings)
     if state is None:
@@ -387,6 +387,8 @@ def stop(settings: Settings, *, timeout_s: float = 30) -> int | None:
         time.sleep(0.5)
     if _alive(pid):
         os.kill(pid, signal.SIGKILL)
+        while _alive(pid):  # SIGKILL cannot be refused, but the kernel takes a moment to end a big JVM
+            time.sleep(0.1)
     paths.state.unlink(missing_ok=True)
     return pid
 
