@@ -89,8 +89,8 @@ class StageProgress:
                 read, written = self._stage_rows(store, stage_id)
                 figures.rows_read += read
                 figures.rows_written += written
-                stage = tracker.getStageInfo(stage_id)
-                if job.status == "RUNNING" and stage is not None and stage.numActiveTasks > 0:
+                stage = tracker.getStageInfo(stage_id) if job.status == "RUNNING" else None  # finished: no call
+                if stage is not None and stage.numActiveTasks > 0:
                     figures.running.append(
                         f"job {job_id} stage {stage_id}: {stage.numCompletedTasks}/{stage.numTasks} tasks"
                     )

@@ -41,7 +41,6 @@ class RunInfo:
 
     run_id: str
     started: str
-    command: str
     stages: list[tuple[str, str, float]]
     """(stage, status, seconds) per stage."""
     error: str
@@ -94,7 +93,6 @@ def last_runs(spark: SparkSession, settings: Settings, limit: int = 5) -> list[R
         .groupBy("run_id")
         .agg(
             F.min("started_at").alias("started"),
-            F.first("command", ignorenulls=True).alias("command"),
             F.sort_array(F.collect_list(F.struct("started_at", "stage", "status", "seconds", "error"))).alias("stages"),
         )
         .orderBy(F.col("started").desc())
@@ -105,7 +103,6 @@ def last_runs(spark: SparkSession, settings: Settings, limit: int = 5) -> list[R
         RunInfo(
             run_id=row["run_id"],
             started=row["started"].strftime("%Y-%m-%d %H:%M:%S"),
-            command=row["command"] or "",
             stages=[(s["stage"], s["status"], float(s["seconds"])) for s in row["stages"]],
             error=next((s["error"] for s in row["stages"] if s["error"]), ""),
         )

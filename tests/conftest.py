@@ -1,9 +1,9 @@
 """One Spark session per test process (JVM start-up is slow), on a temporary storage root.
 
-`make test` runs the suite in two processes (pytest-xdist, `-n 2`): most of a small pipeline run is
-single-threaded planning on the driver, so two processes keep both cores busy. Each test module runs whole in one
-process (its module fixtures are built once), and the heaviest modules are handed out first. The reference run is
-built once for both processes (under a file lock) and only read afterwards.
+`make test` runs the suite in two processes (pytest-xdist, `-n 2`): 72 against 85 minutes in one process on 2
+cores (docs/performance.md; the suite is mostly CPU-bound, so the gain is only where one process waits). Each test
+module runs whole in one process (its module fixtures are built once), and the heaviest modules are handed out
+first. The reference run is built once for both processes (under a file lock) and only read afterwards.
 """
 
 from __future__ import annotations
