@@ -191,6 +191,16 @@ class BronzeSettings:
 
 
 @dataclass(frozen=True)
+class SilverSettings:
+    """How the silver build computes its tables."""
+
+    persist_checked: bool = True
+    """Keep each feed's checked rows (validated, expectations flagged, identity standardized) in Spark's cache
+    (memory, then local disk) for the build's four passes: the counts, person_records, the feed table and the
+    quarantine. Off: every pass reads bronze and validates again (docs/performance.md has the A/B)."""
+
+
+@dataclass(frozen=True)
 class MaintenanceSettings:
     """`lakehouse maintain`: compaction and vacuum of every table."""
 
@@ -241,6 +251,7 @@ class Settings:
     databases: DatabaseSettings = field(default_factory=DatabaseSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     bronze: BronzeSettings = field(default_factory=BronzeSettings)
+    silver: SilverSettings = field(default_factory=SilverSettings)
     maintenance: MaintenanceSettings = field(default_factory=MaintenanceSettings)
     synth: SynthSettings = field(default_factory=SynthSettings)
     public: PublicSettings = field(default_factory=PublicSettings)
@@ -569,7 +580,7 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], source: str, prefix: str
     return cls(**kwargs)
 
 
-_TOP_LEVEL = ("storage", "s3", "spark", "databases", "security", "bronze", "maintenance", "synth", "public")
+_TOP_LEVEL = ("storage", "s3", "spark", "databases", "security", "bronze", "silver", "maintenance", "synth", "public")
 
 
 def load_partner(path: Path) -> PartnerConfig:

@@ -13,6 +13,8 @@ The current rows of a feed are its bronze rows minus those of deliveries a corre
 
 Before step 1 writes anything, each feed is counted in one pass, its expectations included
 (`expectations.py`): their results are recorded, and a violated `fail` expectation stops the build there.
+That pass also fills Spark's cache with the feed's checked rows (validated, flagged, identity standardized;
+`settings.silver.persist_checked`), which steps 3 to 5 read instead of validating every bronze row again.
 Every table is computed whole but committed by a MERGE on its key (`tables.sync_table`): the new version
 holds exactly the computed rows and its Change Data Feed shows only the rows that changed (a correction's
 updated records; nothing at all for a re-run). The quarantine rows are replaced, so a rebuild gives the same
@@ -113,45 +115,59 @@ def build_silver(spark: SparkSession, settings: Settings, run_id: str = "") -> S
     if skipped:
         logger.info("silver: no bronze table for %s; skipped", ", ".join(f.key for f in skipped))
 
-    checked = {
-        f.key: current_bronze(spark, settings, f).transform(with_failures, f).transform(with_expectations, f)
-        for f in feeds
-    }
-    result = SilverResult(skipped_feeds=tuple(f.key for f in skipped))
-    for feed in feeds:
-        result.expectations.extend(_count_feed(result, settings, feed, checked[feed.key]))
-    record_results(spark, settings, run_id, result.expectations)
-    raise_on_failures(result.expectations)
-    valid = {f.key: checked[f.key].transform(filter_valid).transform(with_identity, f) for f in feeds}
-    identities = reduce(
-        DataFrame.unionByName,
-        [identity_rows(valid[f.key], f) for f in feeds],
-        spark.createDataFrame([], IDENTITY_ROWS_SCHEMA),
-    )
-    persons = person_records(identities, tokenize).persist(StorageLevel.MEMORY_AND_DISK)
+    checked = {f.key: _checked_rows(spark, settings, f) for f in feeds}
     try:
-        n_persons = persons.count()  # computes the tokens once; the writes below reuse them
-        sync_table(
-            persons.drop("identity_key"),
-            person_records_table(settings),
-            keys=("record_id",),
-            comment=PERSON_RECORDS_COMMENT,
-            column_comments=PERSON_RECORDS_COLUMN_COMMENTS,
-        )
-        record_ids = persons.select("identity_key", "record_id")
+        result = SilverResult(skipped_feeds=tuple(f.key for f in skipped))
         for feed in feeds:
-            _write_feed(settings, feed, valid[feed.key], record_ids)
-    finally:
-        persons.unpersist()
+            result.expectations.extend(_count_feed(result, settings, feed, checked[feed.key]))
+        record_results(spark, settings, run_id, result.expectations)
+        raise_on_failures(result.expectations)
+        valid = {f.key: checked[f.key].transform(filter_valid) for f in feeds}
+        identities = reduce(
+            DataFrame.unionByName,
+            [identity_rows(valid[f.key], f) for f in feeds],
+            spark.createDataFrame([], IDENTITY_ROWS_SCHEMA),
+        )
+        persons = person_records(identities, tokenize).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            n_persons = persons.count()  # computes the tokens once; the writes below reuse them
+            sync_table(
+                persons.drop("identity_key"),
+                person_records_table(settings),
+                keys=("record_id",),
+                comment=PERSON_RECORDS_COMMENT,
+                column_comments=PERSON_RECORDS_COLUMN_COMMENTS,
+            )
+            record_ids = persons.select("identity_key", "record_id")
+            for feed in feeds:
+                _write_feed(settings, feed, valid[feed.key], record_ids)
+        finally:
+            persons.unpersist()
 
-    rejected = reduce(
-        DataFrame.unionByName,
-        [quarantine_rows(filter_rejected(checked[f.key]), f, rejected_at) for f in feeds],
-        empty_quarantine(spark),
-    )
-    replace_quarantine(settings, rejected, F.col("stage") == F.lit("silver"))
+        rejected = reduce(
+            DataFrame.unionByName,
+            [quarantine_rows(filter_rejected(checked[f.key]), f, rejected_at) for f in feeds],
+            empty_quarantine(spark),
+        )
+        replace_quarantine(settings, rejected, F.col("stage") == F.lit("silver"))
+    finally:
+        for frame in checked.values():
+            frame.unpersist()
     result.rows[person_records_table(settings)] = n_persons
     return result
+
+
+def _checked_rows(spark: SparkSession, settings: Settings, feed: FeedConfig) -> DataFrame:
+    """The feed's current bronze rows with `failures`, expectation flags and standardized identity (std_*,
+    identity_key), persisted when settings.silver.persist_checked: the counting pass fills the cache and the
+    person_records, feed-table and quarantine passes read it instead of validating every row again."""
+    checked = (
+        current_bronze(spark, settings, feed)
+        .transform(with_failures, feed)
+        .transform(with_expectations, feed)
+        .transform(with_identity, feed)
+    )
+    return checked.persist(StorageLevel.MEMORY_AND_DISK) if settings.silver.persist_checked else checked
 
 
 def _write_feed(settings: Settings, feed: FeedConfig, valid: DataFrame, record_ids: DataFrame) -> None:
