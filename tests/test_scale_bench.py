@@ -93,3 +93,60 @@ def test_medians_growth_and_render(bench: ModuleType) -> None:
     )
     assert "| 1,000 | 50,000 | 3 | 10 | 10 | 20 | 10 | 10 | 60 (50-70) |" in text
     assert "- 10,000 to 100,000 people: pipeline 2.0" in text
+
+
+def fake_stage_runs(bench: ModuleType, monkeypatch: pytest.MonkeyPatch, log: list[str]) -> None:
+    """Replace the measured processes with instant ones that log what a real generate and stage log."""
+
+    def run_measured(command: list[str], environment: dict[str, str], log_file: Path) -> tuple[float, int, str]:
+        step = command[command.index("--stages") + 1] if "--stages" in command else "generate"
+        log.append(step)
+        if step == "generate":
+            text = "generated cde/k12_enrollment: 700 rows in 1 files\ngenerated edd/ui_wages: 300 rows in 1 files\n"
+        else:
+            figures = {"records": 40, "candidate_pairs": 100, "persons": 12} if step == "link" else {}
+            text = f"1 INFO lakehouse.pipeline: stage {step}: done in 2.0 s, 1,000 rows read and 10 written: "
+            text += json.dumps(figures) + "\n"
+        log_file.write_text(text, encoding="utf-8")
+        return 3.0, 2**20, text
+
+    monkeypatch.setattr(bench, "run_measured", run_measured)
+
+
+def test_a_run_stopped_after_a_stage_resumes_at_the_next(
+    bench: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    steps: list[str] = []
+    fake_stage_runs(bench, monkeypatch, steps)
+    assert bench.run_size(100, 7, "local", tmp_path, 1, through="silver") is None
+    assert steps == ["generate", "bronze", "silver"]
+    root = tmp_path / "people-100-seed-7"
+    saved = json.loads((root / "bench-run.json").read_text())
+    assert list(saved["stages"]) == ["bronze", "silver"] and "running" not in saved
+    assert not (root / "bench-data.json").exists()  # make bench-bi must not take a half-built lakehouse
+
+    run = bench.run_size(100, 7, "local", tmp_path, 1, resume=True)
+    assert steps == ["generate", "bronze", "silver", "link", "gold", "public"]
+    assert run["delivered_rows"] == 1000 and run["pipeline_s"] == 10.0
+    assert list(run["stages"]) == list(bench.STAGES)
+    assert run["stages"]["link"]["pairs_per_record"] == 2.5
+    assert set(run["code"]) == {"generate", *bench.STAGES}
+    assert json.loads((root / "bench-data.json").read_text())["seconds"]["public"] == 2.0
+
+    bench.run_size(100, 7, "local", tmp_path, 1)  # without --resume: a fresh lakehouse, generate again
+    assert steps[6:] == ["generate", *bench.STAGES]
+
+
+def test_resume_refuses_an_interrupted_stage_or_another_size(
+    bench: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    steps: list[str] = []
+    fake_stage_runs(bench, monkeypatch, steps)
+    bench.run_size(100, 7, "local", tmp_path, 1, through="bronze")
+    with pytest.raises(RuntimeError, match="not"):
+        bench.run_size(100, 7, "large", tmp_path, 1, resume=True)
+    state = tmp_path / "people-100-seed-7" / "bench-run.json"
+    state.write_text(json.dumps({**json.loads(state.read_text()), "running": "silver"}))
+    with pytest.raises(RuntimeError, match="stage silver was interrupted"):
+        bench.run_size(100, 7, "local", tmp_path, 1, resume=True)
+    assert steps == ["generate", "bronze"]

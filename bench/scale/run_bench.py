@@ -123,34 +123,91 @@ def event_log_args(folder: Path) -> str:
     )
 
 
-def run_size(people: int, seed: int, env: str, work: Path, repeat: int) -> dict[str, Any]:
-    """One fresh pipeline run at `people`: generate, then each stage measured in its own process."""
+STATE_FILE = "bench-run.json"
+
+
+def code_version() -> str:
+    """The checkout's commit, with "+changes" when the working tree differs from it (recorded per step)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], check=False, cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    changed = git("status", "--porcelain", "--untracked-files=no")
+    return (git("rev-parse", "--short", "HEAD") or "unknown") + ("+changes" if changed else "")
+
+
+def resumed_run(root: Path, people: int, seed: int, env: str, repeat: int) -> dict[str, Any] | None:
+    """The unfinished run recorded in `root` (its generate and finished stages), or None when there is none.
+
+    Raises when the record is of another size, seed, environment or repeat, or when a stage was interrupted:
+    its tables are partial, so running it again would not time a fresh stage.
+    """
+    path = root / STATE_FILE
+    if not path.is_file():
+        return None
+    run: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    recorded = (run.get("people"), run.get("seed"), run.get("env"), run.get("repeat"))
+    if recorded != (people, seed, env, repeat):
+        raise RuntimeError(f"{path} records people, seed, env, repeat {recorded}, not {(people, seed, env, repeat)}")
+    if run.get("running"):
+        raise RuntimeError(
+            f"{path}: stage {run['running']} was interrupted and left partial tables; run this size again "
+            "without --resume"
+        )
+    return run
+
+
+def save_run(root: Path, run: dict[str, Any]) -> None:
+    (root / STATE_FILE).write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
+
+
+def run_size(
+    people: int, seed: int, env: str, work: Path, repeat: int, *, resume: bool = False, through: str | None = None
+) -> dict[str, Any] | None:
+    """One fresh pipeline run at `people`: generate, then each stage measured in its own process.
+
+    After each step the run so far is saved in <root>/bench-run.json. With `through`, the run stops after that
+    stage and returns None; with `resume`, a saved run goes on from its next stage (each stage is its own process
+    in any case, so a run may span several sittings; the commit of each step is recorded).
+    """
     root = work / f"people-{people}-seed-{seed}"
-    if root.exists():
-        shutil.rmtree(root)
     logs = root / "bench-logs"
-    logs.mkdir(parents=True)
     lakehouse = str(Path(sys.executable).parent / "lakehouse")
     environment = dict(os.environ, LAKEHOUSE_STORAGE_ROOT=str(root))
-    log.info("people %d, repeat %d, env %s: generate", people, repeat, env)
-    seconds, _, text = run_measured(
-        [lakehouse, "generate", "--people", str(people), "--seed", str(seed), "--env", env],
-        environment,
-        logs / "generate.log",
-    )
-    delivered = sum(int(m.group(1)) for m in GENERATED.finditer(text))
-    run: dict[str, Any] = {
-        "people": people,
-        "repeat": repeat,
-        "env": env,
-        "delivered_rows": delivered,
-        "generate_s": round(seconds, 1),
-        "stages": {},
-    }
+    run = resumed_run(root, people, seed, env, repeat) if resume else None
+    if run is None:
+        if root.exists():
+            shutil.rmtree(root)
+        logs.mkdir(parents=True)
+        log.info("people %d, repeat %d, env %s: generate", people, repeat, env)
+        code = code_version()
+        seconds, _, text = run_measured(
+            [lakehouse, "generate", "--people", str(people), "--seed", str(seed), "--env", env],
+            environment,
+            logs / "generate.log",
+        )
+        run = {
+            "people": people,
+            "seed": seed,
+            "repeat": repeat,
+            "env": env,
+            "delivered_rows": sum(int(m.group(1)) for m in GENERATED.finditer(text)),
+            "generate_s": round(seconds, 1),
+            "stages": {},
+            "code": {"generate": code},
+        }
+        save_run(root, run)
+    else:
+        log.info("people %d, repeat %d: resuming after %s", people, repeat, ", ".join(["generate", *run["stages"]]))
+    delivered = int(run["delivered_rows"])
     for stage in STAGES:
+        if stage in run["stages"]:
+            continue
         events = logs / f"events-{stage}"
         events.mkdir()
         log.info("people %d, repeat %d: stage %s", people, repeat, stage)
+        run["code"][stage] = code_version()
+        save_run(root, {**run, "running": stage})
         wall, peak_rss, text = run_measured(
             [lakehouse, "run", "--stages", stage, "--env", env],
             {**environment, "PYSPARK_SUBMIT_ARGS": event_log_args(events)},
@@ -179,8 +236,13 @@ def run_size(people: int, seed: int, env: str, work: Path, repeat: int) -> dict[
                 persons=figures.get("persons"),
             )
         run["stages"][stage] = measured
+        save_run(root, run)
         log.info("people %d, stage %s: %.1f s (process %.1f s)", people, stage, stage_s, wall)
+        if stage == through and stage != STAGES[-1]:
+            log.info("people %d: stopped after stage %s; run again with --resume to go on", people, stage)
+            return None
     run["pipeline_s"] = round(sum(s["stage_s"] for s in run["stages"].values()), 1)
+    save_run(root, run)
     stamp = {
         "people": people,
         "seed": seed,
@@ -301,6 +363,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=HERE / "work", help="where the lakehouses are built")
     parser.add_argument("--results", type=Path, default=HERE / "results", help="results folder")
     parser.add_argument(
+        "--through",
+        choices=STAGES,
+        help="stop after this stage (the run so far is kept in its lakehouse's bench-run.json); go on with --resume",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="go on with a size's saved unfinished run instead of starting afresh"
+    )
+    parser.add_argument(
         "--render-only", action="store_true", help="re-render the Markdown and chart from the results JSON"
     )
     args = parser.parse_args(argv)
@@ -320,7 +390,13 @@ def main(argv: list[str] | None = None) -> int:
         for people, count in zip(sizes, repeats, strict=True):
             env = args.large_env if people >= args.large_from else args.env
             for repeat in range(1, count + 1):
-                runs.append(run_size(people, args.seed, env, args.work.resolve(), repeat))
+                run = run_size(
+                    people, args.seed, env, args.work.resolve(), repeat, resume=args.resume, through=args.through
+                )
+                if run is None:
+                    log.info("no results written: the run stopped after %s", args.through)
+                    return 0
+                runs.append(run)
         result = {"runs": runs, "machine": machine_info(load_before)}
         result["summary"] = medians(runs)
         result["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
