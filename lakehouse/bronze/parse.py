@@ -207,15 +207,16 @@ def with_parsed_fields(lines: DataFrame, feed: FeedConfig, max_field_chars: int)
         "_body", F.when(first_line, F.regexp_replace(without_cr, f"^{BYTE_ORDER_MARK}", "")).otherwise(without_cr)
     )
     parsed, fields, format_problems = PARSERS[feed.format](body, feed)
-    values = {name: F.nullif(value, F.lit("")) for name, value in fields.items()}
+    # The values first, in a projection of their own: the checks and the output then read each value once.
+    with_values = parsed.withColumns({name: F.nullif(value, F.lit("")) for name, value in fields.items()})
     too_long = [
         _Problem(
             "field_length",
-            F.length(value) > F.lit(max_field_chars),
-            F.format_string(f"the value has %d characters, the limit is {max_field_chars}", F.length(value)),
+            F.length(name) > F.lit(max_field_chars),
+            F.format_string(f"the value has %d characters, the limit is {max_field_chars}", F.length(name)),
             column=name,
         )
-        for name, value in values.items()
+        for name in fields
     ]
     problems = [
         _Problem("encoding", ~F.is_valid_utf8("raw"), F.lit("the line is not valid UTF-8")),
@@ -223,13 +224,23 @@ def with_parsed_fields(lines: DataFrame, feed: FeedConfig, max_field_chars: int)
         *format_problems,
         *too_long,
     ]
-    rule = F.when(problems[0].when, F.lit(problems[0].rule))
-    rule_column = F.when(problems[0].when, F.lit(problems[0].column))
-    detail = F.when(problems[0].when, problems[0].detail)
-    for problem in problems[1:]:
-        rule = rule.when(problem.when, F.lit(problem.rule))
-        rule_column = rule_column.when(problem.when, F.lit(problem.column))
-        detail = detail.when(problem.when, problem.detail)
-    return parsed.withColumns(
-        {**values, "rule": rule, "rule_column": rule_column.cast("string"), "detail": detail}
-    ).drop("_body", "_fields", "_keys")
+    # The first problem's position, evaluating the conditions once per line (a CASE chain for each of rule,
+    # column and detail would evaluate them three times); then only the matching problem's detail is built.
+    first = F.when(problems[0].when, F.lit(0))
+    for position, problem in enumerate(problems[1:], start=1):
+        first = first.when(problem.when, F.lit(position))
+    problem_at = F.col("_problem")
+    detail = F.when(problem_at == F.lit(0), problems[0].detail)
+    for position, problem in enumerate(problems[1:], start=1):
+        detail = detail.when(problem_at == F.lit(position), problem.detail)
+    return (
+        with_values.withColumn("_problem", first)
+        .withColumns(
+            {
+                "rule": F.get(F.array(*[F.lit(p.rule) for p in problems]), problem_at),
+                "rule_column": F.get(F.array(*[F.lit(p.column).cast("string") for p in problems]), problem_at),
+                "detail": detail,
+            }
+        )
+        .drop("_body", "_fields", "_keys", "_problem")
+    )
