@@ -77,9 +77,13 @@ def fold_accents(col: Column | str) -> Column:
     Combining marks (a decomposed "e" + U+0301) are removed too, so composed and decomposed input
     fold to the same text.
     """
-    translated = F.translate(F.col(col) if isinstance(col, str) else col, ACCENTED_LETTERS, BASE_LETTERS)
+    value = F.col(col) if isinstance(col, str) else col
+    translated = F.translate(value, ACCENTED_LETTERS, BASE_LETTERS)
     unligatured = reduce(lambda c, kv: F.regexp_replace(c, kv[0], kv[1]), _LIGATURES.items(), translated)
-    return F.regexp_replace(unligatured, r"\p{M}+", "")
+    folded = F.regexp_replace(unligatured, r"\p{M}+", "")
+    # Text of one byte per character (UTF-8) is ASCII: nothing to fold, and most names are, so they skip the
+    # translation and the seven regular expressions above.
+    return F.when(F.octet_length(value) == F.length(value), value).otherwise(folded)
 
 
 def _column(col: Column | str) -> Column:
