@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.bronze.quarantine import replace_quarantine
-from lakehouse.config import DatabaseSettings, FeedConfig, Settings
+from lakehouse.config import DatabaseSettings, FeedConfig, Settings, SilverSettings
 from lakehouse.session import create_databases
 from lakehouse.silver import SilverResult, build_silver
 from lakehouse.silver.identity import IDENTITY_ROWS_SCHEMA, person_records
@@ -356,3 +356,23 @@ def test_with_failures_lists_every_failed_check(spark: SparkSession, settings: S
         actual.schema,
     )
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_a_build_without_the_cache_gives_the_same_tables(
+    spark: SparkSession, silver_settings: Settings, result: SilverResult
+) -> None:
+    """silver.persist_checked only changes how often rows are validated, never what silver holds."""
+
+    def snapshot() -> dict[str, list[Row]]:
+        tables = [*result.rows, silver_settings.table("quarantine", "rejected_rows")]
+        return {t: sorted(spark.read.table(t).drop("rejected_at").collect()) for t in tables}
+
+    cached = snapshot()
+    uncached_settings = dataclasses.replace(silver_settings, silver=SilverSettings(persist_checked=False))
+    uncached = build_silver(spark, uncached_settings)
+    assert (uncached.rows, uncached.rows_quarantined, uncached.rows_bronze) == (
+        result.rows,
+        result.rows_quarantined,
+        result.rows_bronze,
+    )
+    assert snapshot() == cached
