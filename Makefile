@@ -124,6 +124,7 @@ clean: clean-data
 	rm -rf $(VENV) $(EXECUTOR_VENV) $(JARS) $(JARS).new $(JARS).old $(STAMPS) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
 
 # Scale benchmark (bench/scale/run_bench.py): sizes in people, runs per size (one count, or one per size).
+# A long run can span sittings: BENCH_ARGS="--through silver" stops after that stage, BENCH_ARGS="--resume" goes on.
 BENCH_PEOPLE  ?= 10000,100000,1000000
 BENCH_REPEATS ?= 3,3,1
 BENCH_ARGS    ?=
