@@ -204,7 +204,7 @@ STAGE_READS = {
 """Layers each stage reads (bronze reads landing, recorded as its deliveries)."""
 
 
-def _git_commit() -> str:
+def git_commit() -> str:
     """The commit of the checkout the code runs from, "" when it is not one (an installed wheel)."""
     import subprocess
     from pathlib import Path
@@ -228,7 +228,7 @@ def _who_and_what(settings: Settings) -> tuple[str, str, str, str, str]:
         code = f"lakehouse {version('lakehouse')}"
     except PackageNotFoundError:  # pragma: no cover - only when run from an uninstalled checkout
         code = "unknown"
-    commit = _git_commit()
+    commit = git_commit()
     if commit:
         code += f" ({commit})"
     try:

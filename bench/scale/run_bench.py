@@ -46,6 +46,8 @@ REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE.parent / "er"))
 from measure import ProcessTreeMonitor, machine_info  # noqa: E402
 
+from lakehouse.pipeline import git_commit  # noqa: E402
+
 log = logging.getLogger("scale_bench")
 
 STAGES = ("bronze", "silver", "link", "gold", "public")
@@ -127,13 +129,11 @@ STATE_FILE = "bench-run.json"
 
 
 def code_version() -> str:
-    """The checkout's commit, with "+changes" when the working tree differs from it (recorded per step)."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], check=False, cwd=REPO, capture_output=True, text=True).stdout.strip()
-
-    changed = git("status", "--porcelain", "--untracked-files=no")
-    return (git("rev-parse", "--short", "HEAD") or "unknown") + ("+changes" if changed else "")
+    """The checkout's commit (as the pipeline records it), with "+changes" when the working tree differs from it."""
+    changed = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], check=False, cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    return (git_commit() or "unknown") + ("+changes" if changed else "")
 
 
 def resumed_run(root: Path, people: int, seed: int, env: str, repeat: int) -> dict[str, Any] | None:

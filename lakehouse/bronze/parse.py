@@ -226,12 +226,11 @@ def with_parsed_fields(lines: DataFrame, feed: FeedConfig, max_field_chars: int)
     ]
     # The first problem's position, evaluating the conditions once per line (a CASE chain for each of rule,
     # column and detail would evaluate them three times); then only the matching problem's detail is built.
-    first = F.when(problems[0].when, F.lit(0))
-    for position, problem in enumerate(problems[1:], start=1):
-        first = first.when(problem.when, F.lit(position))
     problem_at = F.col("_problem")
+    first = F.when(problems[0].when, F.lit(0))
     detail = F.when(problem_at == F.lit(0), problems[0].detail)
     for position, problem in enumerate(problems[1:], start=1):
+        first = first.when(problem.when, F.lit(position))
         detail = detail.when(problem_at == F.lit(position), problem.detail)
     return (
         with_values.withColumn("_problem", first)
