@@ -133,8 +133,13 @@ def test_a_run_stopped_after_a_stage_resumes_at_the_next(
     assert set(run["code"]) == {"generate", *bench.STAGES}
     assert json.loads((root / "bench-data.json").read_text())["seconds"]["public"] == 2.0
 
-    bench.run_size(100, 7, "local", tmp_path, 1)  # without --resume: a fresh lakehouse, generate again
+    again = bench.run_size(100, 7, "local", tmp_path, 1, resume=True)  # finished: reused, nothing runs
+    assert len(steps) == 6 and again == run
+
+    bench.run_size(100, 7, "local", tmp_path, 2, resume=True)  # repeat 1 is finished: repeat 2 starts afresh
     assert steps[6:] == ["generate", *bench.STAGES]
+    bench.run_size(100, 7, "local", tmp_path, 2)  # without --resume: a fresh lakehouse, generate again
+    assert steps[12:] == ["generate", *bench.STAGES]
 
 
 def test_resume_refuses_an_interrupted_stage_or_another_size(
@@ -145,6 +150,8 @@ def test_resume_refuses_an_interrupted_stage_or_another_size(
     bench.run_size(100, 7, "local", tmp_path, 1, through="bronze")
     with pytest.raises(RuntimeError, match="not"):
         bench.run_size(100, 7, "large", tmp_path, 1, resume=True)
+    with pytest.raises(RuntimeError, match="unfinished repeat 1, not repeat 2"):
+        bench.run_size(100, 7, "local", tmp_path, 2, resume=True)
     state = tmp_path / "people-100-seed-7" / "bench-run.json"
     state.write_text(json.dumps({**json.loads(state.read_text()), "running": "silver"}))
     with pytest.raises(RuntimeError, match="stage silver was interrupted"):
