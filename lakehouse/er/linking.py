@@ -398,6 +398,10 @@ def probabilistic_linkage(
     clock.lap("blocking")
 
     candidates = compare_pairs(blocking.pairs, comparisons, sessions).localCheckpoint(eager=True)
+    capped = blocking.capped
+    # The checkpoint cut the pairs' lineage: once nothing refers to them, Spark's cleaner can delete their shuffle
+    # files (the largest of the stage: 33 GiB for the wide feature join at a million people, docs/performance.md).
+    del blocking
     clock.lap("comparisons")
     if model is None:
         model = train_model(
@@ -438,7 +442,7 @@ def probabilistic_linkage(
     clock.lap("conflict splits")
     return Linkage(
         features=features,
-        capped=blocking.capped,
+        capped=capped,
         model=model,
         scored=scored,
         links=links,
