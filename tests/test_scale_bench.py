@@ -157,3 +157,16 @@ def test_resume_refuses_an_interrupted_stage_or_another_size(
     with pytest.raises(RuntimeError, match="stage silver was interrupted"):
         bench.run_size(100, 7, "local", tmp_path, 1, resume=True)
     assert steps == ["generate", "bronze"]
+
+
+def test_merged_results_keep_every_run_and_say_where_they_come_from(bench: ModuleType) -> None:
+    base = {"bronze": 10.0, "silver": 10.0, "link": 10.0, "gold": 10.0, "public": 10.0}
+    machine = {"cores": 2, "memory_mb": 24576, "platform": "x"}
+    small = {"runs": [run(1000, base), run(1000, base)], "machine": machine, "finished_at": "monday"}
+    large = {"runs": [run(10000, {s: 10 * v for s, v in base.items()})], "machine": machine, "finished_at": "friday"}
+    result = bench.merged([small, large])
+    assert [r["people"] for r in result["runs"]] == [1000, 1000, 10000]
+    assert result["summary"][1000]["runs"] == 2 and result["summary"][10000]["pipeline_s"] == 500.0
+    text = bench.render(result)
+    assert "Merged from the results finished at monday, friday" in text
+    assert "- 1,000 to 10,000 people: pipeline 1.0" in text

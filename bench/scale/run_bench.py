@@ -291,6 +291,18 @@ def growth(summary: dict[int, dict[str, Any]], key: str = "pipeline_s") -> list[
     return out
 
 
+def merged(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result of the runs of several (the machine and finish time of the last); the sources are listed."""
+    runs = [run for result in results for run in result["runs"]]
+    return {
+        "runs": runs,
+        "machine": results[-1]["machine"],
+        "summary": medians(runs),
+        "finished_at": results[-1]["finished_at"],
+        "merged_from": [result["finished_at"] for result in results],
+    }
+
+
 def render(result: dict[str, Any]) -> str:
     """The results as Markdown: one row per size, the growth exponents, where the time goes."""
     summary = {int(k): v for k, v in result["summary"].items()}
@@ -301,6 +313,14 @@ def render(result: dict[str, Any]) -> str:
         f"Machine: {machine['cores']} cores, {machine['memory_mb'] // 1024} GiB, {machine['platform']}; Spark in "
         f"local mode. Medians of the runs shown (min-max of the pipeline). Stage seconds are each stage's own time.",
         "",
+    ]
+    if result.get("merged_from"):
+        lines += [
+            f"Merged from the results finished at {', '.join(result['merged_from'])}: sizes measured in different "
+            "sittings, possibly with different code (each run's `code` in the JSON, where recorded).",
+            "",
+        ]
+    lines += [
         "| people | delivered rows | runs | bronze s | silver s | link s | gold s | public s | pipeline s (min-max) "
         "| rows/s | peak RSS GiB | peak heap GiB | shuffle written GiB | spilled GiB | pairs/record |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -383,11 +403,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--render-only", action="store_true", help="re-render the Markdown and chart from the results JSON"
     )
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        metavar="JSON",
+        help="combine the runs of these results files (sizes measured in different sittings) into --results",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     results_file = args.results / "scale-bench.json"
     if args.render_only:
         result = json.loads(results_file.read_text(encoding="utf-8"))
+    elif args.merge:
+        result = merged([json.loads(path.read_text(encoding="utf-8")) for path in args.merge])
+        args.results.mkdir(parents=True, exist_ok=True)
+        results_file.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     else:
         sizes = [int(p) for p in args.people.split(",")]
         repeats = [int(r) for r in args.repeats.split(",")]
