@@ -417,8 +417,6 @@ def main(argv: list[str] | None = None) -> int:
         result = json.loads(results_file.read_text(encoding="utf-8"))
     elif args.merge:
         result = merged([json.loads(path.read_text(encoding="utf-8")) for path in args.merge])
-        args.results.mkdir(parents=True, exist_ok=True)
-        results_file.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     else:
         sizes = [int(p) for p in args.people.split(",")]
         repeats = [int(r) for r in args.repeats.split(",")]
@@ -441,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         result = {"runs": runs, "machine": machine_info(load_before)}
         result["summary"] = medians(runs)
         result["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if not args.render_only:
         args.results.mkdir(parents=True, exist_ok=True)
         results_file.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     (args.results / "scale-bench.md").write_text(render(result), encoding="utf-8")
