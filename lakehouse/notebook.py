@@ -933,6 +933,15 @@ def plot_cohorts(frame: pd.DataFrame, series: Mapping[str, str], title: str, yla
     return figure
 
 
+def _by(dimension: str) -> str:
+    """'by gender', or 'all students' for the dimension of everyone."""
+    return "all students" if dimension == "all" else f"by {dimension}"
+
+
+def _group_label(dimension: str, value: object) -> str:
+    return "all students" if dimension == "all" else f"{dimension} = {value}"
+
+
 def _groups(frame: pd.DataFrame, cohort_year: int, dimension: str) -> pd.DataFrame:
     rows = frame[(frame["cohort_year"] == cohort_year) & (frame["group_dimension"] == dimension)]
     if not len(rows):
@@ -950,6 +959,8 @@ def plot_flow(frame: pd.DataFrame, cohort_year: int, dimension: str) -> Figure:
     figure = _figure(max(8.0, 4.2 * ncols), 3.0 * nrows + 0.8)
     axes = figure.subplots(nrows, ncols, squeeze=False, sharey=True)
     positions = list(range(len(FLOW_STAGES)))
+    published = groups[[column for column, _ in FLOW_STAGES]].stack()
+    top = float(published.max()) if len(published) else 1.0
     for ax, (_, row) in zip(axes.flat, groups.iterrows(), strict=False):
         for position, (column, _) in zip(positions, FLOW_STAGES, strict=True):
             value = row[column]
@@ -959,13 +970,14 @@ def plot_flow(frame: pd.DataFrame, cohort_year: int, dimension: str) -> Figure:
                 ax.bar(position, float(value), color="tab:blue", width=0.8)
                 ax.text(position, float(value), f"{int(value):,}", ha="center", va="bottom", fontsize=8)
         ax.set_xticks(positions, [label for _, label in FLOW_STAGES], fontsize=7)
-        ax.set_title(f"{dimension} = {row['group_value']}", fontsize=9)
-        ax.set_ylim(bottom=0)
+        ax.set_title(_group_label(dimension, row["group_value"]), fontsize=9)
     for ax in list(axes.flat)[len(groups) :]:
         ax.set_visible(False)
+    # Once for all panels (they share the axis), above the tallest bar of any group and its label.
+    axes[0][0].set_ylim(0, top * 1.12)
     axes[0][0].set_ylabel("students")
     figure.legend(handles=[_suppressed_patch()], loc="outside upper right", fontsize=8)
-    figure.suptitle(f"Cohort {cohort_year}: from high-school graduation to a job, by {dimension}")
+    figure.suptitle(f"Cohort {cohort_year}: from high-school graduation to a job, {_by(dimension)}")
     return figure
 
 
@@ -990,11 +1002,15 @@ def plot_earnings(frame: pd.DataFrame, cohort_year: int, dimension: str) -> Figu
         Patch(color=f"C{index}", label=f"year {year} after the award") for index, year in enumerate(EARNINGS_YEARS)
     ]
     figure.legend(handles=[*years, _suppressed_patch()], loc="outside right upper", fontsize=8)
-    ax.set_xticks(list(range(len(groups))), list(groups["group_value"]))
+    ax.set_xticks(
+        list(range(len(groups))), ["all students" if dimension == "all" else str(v) for v in groups["group_value"]]
+    )
     ax.set_ylim(bottom=0)
-    ax.set_xlabel(dimension)
+    ax.set_xlabel("" if dimension == "all" else dimension)
     ax.set_ylabel("annual earnings, constant dollars")
-    ax.set_title(f"Cohort {cohort_year}: median earnings (25th to 75th percentile) after the award, by {dimension}")
+    # The figure's title, not the axes': the legend outside the axes on the right takes no part of it.
+    figure.suptitle(f"Cohort {cohort_year}: earnings after the award, {_by(dimension)}")
+    ax.set_title("bars: median; lines: 25th to 75th percentile", fontsize=9)
     return figure
 
 

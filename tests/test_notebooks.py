@@ -13,12 +13,14 @@ import time
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import psutil
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 
+from lakehouse import notebook as nb
 from lakehouse.config import load_settings
 from tests.conftest import ReferenceRun
 
@@ -47,6 +49,26 @@ def test_notebook_is_committed_without_outputs(path: Path) -> None:
         if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count") is not None)
     ]
     assert not dirty, f"{path.name}: cells {dirty} have outputs or an execution count; clear them before committing"
+
+
+def test_flow_chart_fits_every_group_on_its_shared_axis() -> None:
+    """The panels share one y axis: it must reach the tallest bar of any group, not only the first's."""
+    stages = [column for column, _ in nb.FLOW_STAGES]
+    frame = pd.DataFrame(
+        [
+            {"cohort_year": 2013, "group_dimension": "gender", "group_value": "F", **dict.fromkeys(stages, 20)},
+            {"cohort_year": 2013, "group_dimension": "gender", "group_value": "M", **dict.fromkeys(stages, 90)},
+            {"cohort_year": 2013, "group_dimension": "all", "group_value": "ALL", **dict.fromkeys(stages, 110)},
+        ]
+    )
+    by_gender = nb.plot_flow(frame, 2013, "gender")
+    panels = [ax for ax in by_gender.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["gender = F", "gender = M"]
+    assert all(ax.get_ylim()[1] > 90 for ax in panels)
+    assert by_gender.get_suptitle().endswith("by gender")
+    everyone = nb.plot_flow(frame, 2013, "all")
+    assert [ax.get_title() for ax in everyone.axes if ax.get_visible()] == ["all students"]
+    assert everyone.get_suptitle().endswith("all students")
 
 
 @pytest.fixture(scope="module")
