@@ -16,7 +16,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 export SPARK_LOCAL_IP := 127.0.0.1
 
-.PHONY: help setup venv jars run test lint format clean clean-data bench-er bench-bi serve-bi stop-bi docs s3proxy s3-up s3-down metastore-up metastore-down executor-venv cluster-up cluster-down bench notebooks
+.PHONY: help setup venv jars run test lint format clean clean-data bench-er bench-bi serve-bi stop-bi docs s3proxy s3-up s3-down metastore-up metastore-down executor-venv cluster-up cluster-down bench notebooks notebooks-run
 
 help:
 	@echo "make run    set up, generate $(PEOPLE) people, run the whole pipeline locally, print the tables"
@@ -25,6 +25,7 @@ help:
 	@echo "make serve-bi  start the read-only BI endpoint (Spark Thrift server, JDBC/ODBC) on 127.0.0.1:$(BI_PORT) over gold and public;  make stop-bi  stop it"
 	@echo "make docs   regenerate docs/data-dictionary.md from the tables of the last make run and conf"
 	@echo "make notebooks  JupyterLab on 127.0.0.1:$(NOTEBOOK_PORT) over notebooks/ (the lakehouse of the last make run; ENV=standalone for the cluster)"
+	@echo "make notebooks-run  every notebook run headless, one after the other, to HTML pages in data/notebooks/ (no browser needed)"
 	@echo "make lint   ruff and mypy only;  make format  ruff format"
 	@echo "make clean-data  remove ./data (generated deliveries and tables);  make clean  everything built"
 	@echo "make bench-bi  BI query latency over the Thrift server: on the make run lakehouse, or BENCH_BI_PEOPLE=N (built once under bench/bi/work)"
@@ -99,6 +100,13 @@ NOTEBOOK_PORT ?= 8888
 notebooks: setup $(STAMPS)/notebooks
 	LAKEHOUSE_ENV=$(ENV) $(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.port=$(NOTEBOOK_PORT) \
 	  --ServerApp.root_dir=$(CURDIR)/notebooks --no-browser $(if $(filter 0,$(shell id -u)),--allow-root)
+
+# The same notebooks without a browser: run one after the other (one kernel at a time, as the embedded metastore
+# wants), each to an HTML page with its charts in data/notebooks/.
+notebooks-run: setup $(STAMPS)/notebooks
+	LAKEHOUSE_ENV=$(ENV) $(BIN)/jupyter nbconvert --to html --execute --output-dir $(CURDIR)/data/notebooks \
+	  --ExecutePreprocessor.timeout=1800 notebooks/*.ipynb
+	@echo "notebook pages (open them in any browser): $(CURDIR)/data/notebooks"
 
 $(STAMPS)/notebooks: pyproject.toml $(STAMPS)/venv
 	$(BIN)/python -m pip install --quiet -e ".[dev,notebooks]"
