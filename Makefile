@@ -80,7 +80,7 @@ run: setup
 	fi
 	LAKEHOUSE_HMAC_KEY="$${LAKEHOUSE_HMAC_KEY:-$(DEMO_KEY)}" $(BIN)/lakehouse demo --people $(PEOPLE) --seed $(SEED) --env $(ENV)
 
-# Two test processes: 72 against 85 minutes in one on 2 cores (docs/performance.md); tests/conftest.py
+# Two test processes: 72 against 85 minutes in one on 2 cores, 66 since (docs/performance.md); tests/conftest.py
 # runs each module in one process and hands out the heaviest first. TEST_WORKERS=0 runs the suite in one process.
 TEST_WORKERS ?= 2
 test: setup $(STAMPS)/executor-venv

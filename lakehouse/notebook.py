@@ -12,6 +12,7 @@ state that render themselves as PNG, so a notebook cell shows each one exactly o
 
 from __future__ import annotations
 
+import atexit
 import functools
 import io
 import math
@@ -66,7 +67,16 @@ def session(env: str | None = None) -> SparkSession:
     """The lakehouse's SparkSession for `env` (conf/env/<env>.yaml; default $LAKEHOUSE_ENV, else local), with
     every layer's database in its catalog. $LAKEHOUSE_STORAGE_ROOT points it at another lakehouse."""
     name = environment(env)
-    return build_session(_load_settings(name), extra_conf={ENV_CONF_KEY: name})
+    spark = build_session(_load_settings(name), extra_conf={ENV_CONF_KEY: name})
+    atexit.unregister(_stop)  # one stop at exit, however often a notebook calls session()
+    atexit.register(_stop, spark)
+    return spark
+
+
+def _stop(spark: SparkSession) -> None:
+    """Stop Spark while the kernel is still alive: its cleanup is done before a notebook server signals the
+    kernel's process group, which would interrupt the JVM deleting its temporary folders."""
+    spark.stop()
 
 
 def settings(spark: SparkSession) -> Settings:
