@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TypeVar
 
 from delta.exceptions import DeltaConcurrentModificationException
@@ -123,14 +123,16 @@ def sync_table(
     # The MERGE plans its source several times over (the join that finds the touched files, the rewrite, the
     # change feed). Silver's sources are long plans (validation, standardization, a window, a join), and planning
     # them cost 10 to 20 s a table on a few hundred rows, three to five times the merge itself. Computed once here,
-    # the source is a short plan over materialized rows (Delta would materialize it for the MERGE anyway).
+    # the source is a short plan over materialized rows. Delta materializes a source that is not a Delta scan
+    # itself (a local checkpoint too), so it is told not to: the rows would be held twice.
     rows = rows.localCheckpoint(eager=True)
     on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
     changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in rows.columns if c not in keys)
     merge = DeltaTable.forName(spark, table).alias("t").merge(rows.alias("s"), on)
     if changed:
         merge = merge.whenMatchedUpdateAll(condition=changed)
-    merge.whenNotMatchedInsertAll().whenNotMatchedBySourceDelete().execute()
+    with session_setting(spark, MERGE_MATERIALIZE_SOURCE, "none"):
+        merge.whenNotMatchedInsertAll().whenNotMatchedBySourceDelete().execute()
     if comment is not None and table_comment(spark, table) != comment:
         spark.sql(f"COMMENT ON TABLE {table} IS {_sql_string(comment)}")
     logger.info("wrote %s (merge)", table)
@@ -222,22 +224,29 @@ def with_retries(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+MERGE_MATERIALIZE_SOURCE = "spark.databricks.delta.merge.materializeSource"
+"""Session setting: whether a MERGE first materializes its source (auto: when it is not a deterministic Delta scan)."""
 COMMIT_TAG = "spark.databricks.delta.commitInfo.userMetadata"
 """Session setting whose value Delta stores in every commit's userMetadata (DESCRIBE HISTORY shows it)."""
 
 
 @contextmanager
-def tagged_commits(spark: SparkSession, tag: str) -> Iterator[None]:
-    """Every Delta commit made inside the block carries `tag` as its userMetadata (e.g. "run R stage S")."""
-    before = spark.conf.get(COMMIT_TAG, None)
-    spark.conf.set(COMMIT_TAG, tag)
+def session_setting(spark: SparkSession, key: str, value: str) -> Iterator[None]:
+    """Session setting `key` is `value` inside the block, and what it was before after it."""
+    before = spark.conf.get(key, None)
+    spark.conf.set(key, value)
     try:
         yield
     finally:
         if before is None:
-            spark.conf.unset(COMMIT_TAG)
+            spark.conf.unset(key)
         else:
-            spark.conf.set(COMMIT_TAG, before)
+            spark.conf.set(key, before)
+
+
+def tagged_commits(spark: SparkSession, tag: str) -> AbstractContextManager[None]:
+    """Every Delta commit made inside the block carries `tag` as its userMetadata (e.g. "run R stage S")."""
+    return session_setting(spark, COMMIT_TAG, tag)
 
 
 NON_DATA_OPERATIONS = frozenset(
